@@ -1,0 +1,10 @@
+"""skvae: variational autoencoders as scikit-learn transformers."""
+
+from ._estimator import VAETransformer
+
+try:
+    from ._version import __version__
+except ImportError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = ["VAETransformer", "__version__"]

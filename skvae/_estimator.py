@@ -1,0 +1,544 @@
+"""``VAETransformer``: the scikit-learn face of the variational autoencoder."""
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._likelihoods import _LIKELIHOODS
+from ._modules import _ACTIVATIONS, VAEModule
+from ._training import (
+    BatchIterator,
+    HoldoutSplit,
+    InMemoryDataset,
+    StopWhenConverged,
+    _VAENet,
+)
+from ._utils import draw_seed, resolve_device, to_numpy, to_tensor, torch_seeded
+
+_OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "rmsprop": torch.optim.RMSprop,
+    "sgd": torch.optim.SGD,
+}
+
+# Rows per forward pass at inference time: large batches amortise the Python
+# overhead and the memory cost stays small (rows x widest layer x 4 bytes).
+_INFERENCE_ROWS = 4096
+
+
+def _check_hidden_layer_sizes(hidden_layer_sizes):
+    """Return ``hidden_layer_sizes`` as a non-empty tuple of positive ints."""
+    sizes = hidden_layer_sizes
+    if isinstance(sizes, Integral):
+        sizes = (sizes,)
+    sizes = tuple(sizes)
+    if not sizes or not all(
+        isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes
+    ):
+        raise ValueError(
+            "hidden_layer_sizes must be a positive int or a non-empty sequence of "
+            f"positive ints, got {hidden_layer_sizes!r}."
+        )
+    return tuple(int(s) for s in sizes)
+
+
+class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Variational autoencoder as a scikit-learn transformer.
+
+    An encoder network maps each sample to a Gaussian posterior over
+    ``n_components`` latent variables and a decoder maps latent codes back to
+    the parameters of a likelihood over the data. Both are trained together
+    by maximising the evidence lower bound (ELBO) with minibatch gradient
+    descent, through skorch on PyTorch.
+
+    ``transform`` returns the posterior mean, ``inverse_transform`` the
+    decoder's mean, ``sample`` draws new data, and ``score`` estimates the
+    average log-likelihood of held-out data, so that model selection tools
+    such as :class:`~sklearn.model_selection.GridSearchCV` can choose the
+    latent size without labels.
+
+    The defaults are the classic MNIST model: one hidden layer of 256 ReLU
+    units on each side, a 2-d latent space, a Bernoulli likelihood (binary
+    cross-entropy summed over features) and Adam.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Dimension of the latent space, the number of output features of
+        ``transform``.
+
+    hidden_layer_sizes : int or tuple of int, default=(256,)
+        Widths of the encoder's hidden layers, from the input side; the
+        decoder mirrors them.
+
+    activation : {"relu", "tanh", "logistic", "elu", "gelu", "silu", \
+            "leaky_relu"}, default="relu"
+        Activation of the hidden layers.
+
+    likelihood : {"bernoulli", "gaussian"}, default="bernoulli"
+        Observation model p(x | z). ``"bernoulli"`` is for data in [0, 1]
+        (binary or grey levels); ``"gaussian"`` is for real-valued data, with
+        a learned standard deviation per feature.
+
+    beta : float, default=1.0
+        Weight of the KL term in the loss (``beta > 1`` gives a beta-VAE).
+
+    kl_warmup_epochs : int, default=0
+        Number of epochs over which the KL weight grows linearly from 0 to
+        ``beta``. 0 disables the warm-up.
+
+    max_epochs : int, default=200
+        Maximum number of passes over the training data. Training stops
+        earlier once the loss has converged (see ``tol``).
+
+    batch_size : int, default=128
+        Number of samples per gradient step.
+
+    learning_rate : float, default=1e-3
+        Step size of the optimizer.
+
+    optimizer : {"adam", "adamw", "rmsprop", "sgd"}, default="adam"
+        Optimizer, with PyTorch's default settings apart from
+        ``learning_rate`` and ``weight_decay``.
+
+    weight_decay : float, default=0.0
+        L2 penalty (decoupled for ``"adamw"``).
+
+    early_stopping : bool, default=False
+        Whether to hold out ``validation_fraction`` of the training data and
+        monitor its loss instead of the training loss to decide when to stop.
+        The weights of the best epoch on the held-out data are kept.
+
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``early_stopping=True``.
+
+    n_iter_no_change : int, default=10
+        Training stops when the monitored loss (training loss, or held-out loss
+        with ``early_stopping=True``) has not improved by at least ``tol`` for
+        this many consecutive epochs. Epochs of the KL warm-up do not count.
+
+    tol : float, default=1e-4
+        Smallest decrease of the monitored loss, in nats per sample, that
+        counts as an improvement.
+
+    n_score_samples : int, default=10
+        Number of importance samples per data point in ``score_samples``
+        and ``score``. 1 gives the ELBO; more give a tighter bound.
+
+    device : str, default="cpu"
+        Where to train and infer: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
+        ``"auto"`` (a GPU when there is one). Outputs are always NumPy arrays
+        on the host.
+
+    callbacks : list of skorch callbacks, default=None
+        Extra skorch callbacks (for example a learning-rate scheduler),
+        added after the built-in ones.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling and the training noise. Pass an
+        int for reproducible results: the same seed on the same machine and
+        device gives the same model.
+
+    verbose : int, default=0
+        0 is silent; 1 prints the losses after each epoch.
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNet
+        The trained skorch net; its ``module_`` is the PyTorch model.
+
+    history_ : skorch.History
+        Per-epoch records of training: losses, their reconstruction and KL
+        terms, and durations.
+
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``. Defined only when ``X`` has
+        feature names that are all strings.
+
+    n_iter_ : int
+        Number of epochs run.
+
+    loss_curve_ : list of float
+        Training loss (negative ELBO, nats per sample) after each epoch.
+
+    validation_scores_ : list of float or None
+        Held-out ELBO (nats per sample, higher is better) after each epoch, or
+        None when ``early_stopping=False``.
+
+    best_epoch_ : int
+        Epoch (counted from 1) whose weights the model holds.
+
+    See Also
+    --------
+    sklearn.decomposition.PCA : Linear dimensionality reduction.
+    sklearn.decomposition.FactorAnalysis : Linear Gaussian latent model.
+    sklearn.neural_network.BernoulliRBM : Another neural latent model.
+
+    References
+    ----------
+    D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
+
+    Y. Burda, R. Grosse and R. Salakhutdinov, "Importance Weighted
+    Autoencoders", ICLR 2016.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skvae import VAETransformer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> X = X / 16.0
+    >>> vae = VAETransformer(n_components=2, max_epochs=2, random_state=0)
+    >>> X_new = vae.fit_transform(X)
+    >>> X_new.shape
+    (1797, 2)
+    >>> vae.inverse_transform(X_new).shape
+    (1797, 64)
+    >>> vae.sample(5, random_state=0).shape
+    (5, 64)
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "activation": [StrOptions(set(_ACTIVATIONS))],
+        "likelihood": [StrOptions(set(_LIKELIHOODS))],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "kl_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions(set(_OPTIMIZERS))],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_score_samples": [Interval(Integral, 1, None, closed="left")],
+        "device": [str],
+        "callbacks": [list, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(256,),
+        activation="relu",
+        likelihood="bernoulli",
+        beta=1.0,
+        kl_warmup_epochs=0,
+        max_epochs=200,
+        batch_size=128,
+        learning_rate=1e-3,
+        optimizer="adam",
+        weight_decay=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        n_score_samples=10,
+        device="cpu",
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.likelihood = likelihood
+        self.beta = beta
+        self.kl_warmup_epochs = kl_warmup_epochs
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.n_score_samples = n_score_samples
+        self.device = device
+        self.callbacks = callbacks
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the autoencoder on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data. With ``likelihood="bernoulli"`` all values must lie
+            in [0, 1].
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        return self._fit(X, epochs=self.max_epochs, reset=True)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train for one more epoch on ``X``, starting from the current model.
+
+        The first call initialises the model; later calls continue from it, so
+        a stream of chunks can be learned one chunk at a time.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        if self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True: there is no "
+                "fixed held-out set across chunks. Use fit, or early_stopping=False."
+            )
+        return self._fit(X, epochs=1, reset=not hasattr(self, "net_"))
+
+    def _fit(self, X, epochs, reset):
+        hidden_layer_sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
+        X = self._validate_X(X, reset=reset)
+        if reset:
+            self._rng = check_random_state(self.random_state)
+            self._score_seed = draw_seed(self._rng)
+            self._device = resolve_device(self.device)
+            self._dtype = X.dtype
+            net = self._build_net(X.shape[1], hidden_layer_sizes)
+        else:
+            net = self.net_
+        dataset = InMemoryDataset(to_tensor(X).to(self._device))
+        with torch_seeded(draw_seed(self._rng), self._device):
+            if reset:
+                net.initialize()
+            net.partial_fit(dataset, epochs=epochs)
+        self._store_fit_results(net)
+        return self
+
+    def _validate_X(self, X, reset):
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
+        _LIKELIHOODS[self.likelihood].check_support(X)
+        return X
+
+    def _build_net(self, n_features, hidden_layer_sizes):
+        # As in MLPClassifier: stop once the monitored loss has not improved by
+        # tol for n_iter_no_change epochs; the held-out loss with early_stopping
+        # (keeping the best weights), the training loss otherwise.
+        train_split = None
+        if self.early_stopping:
+            train_split = HoldoutSplit(self.validation_fraction, draw_seed(self._rng))
+        stopper = StopWhenConverged(
+            monitor="valid_loss" if self.early_stopping else "train_loss",
+            patience=self.n_iter_no_change,
+            threshold=self.tol,
+            threshold_mode="abs",
+            load_best=self.early_stopping,
+            sink=print if self.verbose else _silent,
+            skip_epochs=0 if self.early_stopping else self.kl_warmup_epochs,
+        )
+        callbacks = [("stop_when_converged", stopper)]
+        callbacks += list(self.callbacks or [])
+        return _VAENet(
+            VAEModule,
+            module__n_features=n_features,
+            module__n_components=self.n_components,
+            module__hidden_layer_sizes=hidden_layer_sizes,
+            module__activation=self.activation,
+            module__likelihood=_LIKELIHOODS[self.likelihood],
+            criterion__beta=self.beta,
+            kl_warmup_epochs=self.kl_warmup_epochs,
+            optimizer=_OPTIMIZERS[self.optimizer],
+            lr=self.learning_rate,
+            optimizer__weight_decay=self.weight_decay,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            iterator_train=BatchIterator,
+            iterator_train__shuffle=True,
+            iterator_train__device=self._device,
+            iterator_valid=BatchIterator,
+            iterator_valid__device=self._device,
+            train_split=train_split,
+            callbacks=callbacks,
+            device=self._device,
+            verbose=self.verbose,
+        )
+
+    def _store_fit_results(self, net):
+        history = net.history
+        self.net_ = net
+        self.history_ = history
+        self.n_iter_ = len(history)
+        self.loss_curve_ = list(history[:, "train_loss"])
+        if self.early_stopping:
+            valid_loss = history[:, "valid_loss"]
+            self.validation_scores_ = [-loss for loss in valid_loss]
+            self.best_epoch_ = int(
+                dict(net.callbacks_)["stop_when_converged"].best_epoch_
+            )
+        else:
+            self.validation_scores_ = None
+            self.best_epoch_ = self.n_iter_
+
+    # ------------------------------------------------------------ inference
+    def transform(self, X):
+        """Encode ``X`` as the mean of the approximate posterior q(z | x).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+            Latent codes, in the float dtype of ``X``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        z_mean, _ = self.net_.encode(to_tensor(X), _INFERENCE_ROWS)
+        return to_numpy(z_mean, X.dtype)
+
+    def inverse_transform(self, X):
+        """Decode latent codes to the mean of the likelihood in data space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Latent codes, for example the output of ``transform``.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+            Reconstructed data (for ``"bernoulli"``, probabilities in [0, 1]),
+            in the float dtype of the input.
+        """
+        check_is_fitted(self)
+        Z = check_array(X, dtype=[np.float64, np.float32])
+        if Z.shape[1] != self.n_components:
+            raise ValueError(
+                f"X has {Z.shape[1]} features, but inverse_transform expects "
+                f"n_components={self.n_components} latent dimensions."
+            )
+        X_mean = self.net_.decode_mean(to_tensor(Z), _INFERENCE_ROWS)
+        return to_numpy(X_mean, Z.dtype)
+
+    def sample(self, n_samples=1, random_state=None):
+        """Generate new data: z from the prior N(0, I), then x from p(x | z).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples to generate.
+
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws; None draws fresh randomness from NumPy's global
+            generator.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_)
+            Generated samples (for ``"bernoulli"``, values in {0, 1}), in the
+            float dtype of the training data.
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
+        seed = draw_seed(check_random_state(random_state))
+        X = self.net_.sample(int(n_samples), self.n_components, seed, _INFERENCE_ROWS)
+        return to_numpy(X, self._dtype)
+
+    def score_samples(self, X):
+        """Estimate the log-likelihood log p(x) of each sample.
+
+        The estimate is the importance-weighted bound with ``n_score_samples``
+        draws from q(z | x) (the ELBO when ``n_score_samples=1``), a lower
+        bound of log p(x) that tightens as the draws grow. The draws come from
+        a generator seeded at ``fit``, so repeated calls agree.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        log_likelihood : ndarray of shape (n_samples,)
+            Estimated log p(x) in nats, in the float dtype of ``X``.
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        log_px = self.net_.log_marginal_likelihood(
+            to_tensor(X),
+            self.n_components,
+            self.n_score_samples,
+            self._score_seed,
+            _INFERENCE_ROWS,
+        )
+        return to_numpy(log_px, X.dtype)
+
+    def score(self, X, y=None):
+        """Average estimated log-likelihood of ``X``: higher is better.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+            Mean of ``score_samples(X)``, in nats per sample.
+        """
+        return float(np.mean(self.score_samples(X), dtype=np.float64))
+
+    # ----------------------------------------------------------------- meta
+    @property
+    def _n_features_out(self):
+        """Number of output features, used by ``get_feature_names_out``."""
+        return self.n_components
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+def _silent(*args, **kwargs):
+    """A print sink that prints nothing."""

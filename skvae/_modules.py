@@ -1,0 +1,138 @@
+"""The variational autoencoder as plain PyTorch modules.
+
+Nothing here knows about scikit-learn or skorch: the modules map tensors to
+tensors, and losses and training live in ``_training.py``.
+"""
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ._likelihoods import BernoulliLikelihood
+
+_ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "logistic": nn.Sigmoid,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "leaky_relu": nn.LeakyReLU,
+}
+
+# Posterior log-variances are clamped to this range: exp(-20) is far below any
+# useful posterior width and exp(10) far above the unit prior, so the clamp
+# only bites on diverging runs, where it keeps exp() finite.
+LOGVAR_MIN, LOGVAR_MAX = -20.0, 10.0
+
+
+class VAEOutput(NamedTuple):
+    """What ``VAEModule.forward`` returns for a batch."""
+
+    z_mean: torch.Tensor
+    z_logvar: torch.Tensor
+    z: torch.Tensor
+    x_params: torch.Tensor
+
+
+def _mlp(sizes, activation):
+    """Linear layers of the given sizes, each followed by ``activation``."""
+    layers = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(n_in, n_out), _ACTIVATIONS[activation]()]
+    return nn.Sequential(*layers)
+
+
+class Encoder(nn.Module):
+    """MLP from data to the mean and log-variance of q(z | x).
+
+    Parameters
+    ----------
+    n_features : int
+        Input dimension.
+    n_components : int
+        Latent dimension.
+    hidden_layer_sizes : tuple of int
+        Widths of the hidden layers, input side first.
+    activation : str
+        Name of the hidden activation.
+    """
+
+    def __init__(self, n_features, n_components, hidden_layer_sizes, activation):
+        super().__init__()
+        sizes = (n_features, *hidden_layer_sizes)
+        self.hidden = _mlp(sizes, activation)
+        # One layer for both heads: the same maths as two layers, one matmul.
+        self.head = nn.Linear(sizes[-1], 2 * n_components)
+
+    def forward(self, x):
+        z_mean, z_logvar = self.head(self.hidden(x)).chunk(2, dim=-1)
+        return z_mean, z_logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
+
+
+class Decoder(nn.Module):
+    """MLP from latent codes to the likelihood's parameters.
+
+    Parameters
+    ----------
+    n_components : int
+        Latent dimension.
+    n_outputs : int
+        Number of outputs (features times parameters per feature).
+    hidden_layer_sizes : tuple of int
+        Widths of the hidden layers, latent side first.
+    activation : str
+        Name of the hidden activation.
+    """
+
+    def __init__(self, n_components, n_outputs, hidden_layer_sizes, activation):
+        super().__init__()
+        sizes = (n_components, *hidden_layer_sizes)
+        self.hidden = _mlp(sizes, activation)
+        self.head = nn.Linear(sizes[-1], n_outputs)
+
+    def forward(self, z):
+        return self.head(self.hidden(z))
+
+
+class VAEModule(nn.Module):
+    """Encoder, reparameterised sampling, decoder and likelihood.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of observed features.
+    n_components : int, default=2
+        Latent dimension.
+    hidden_layer_sizes : tuple of int, default=(256,)
+        Encoder hidden widths; the decoder mirrors them.
+    activation : str, default="relu"
+        Hidden activation, a key of ``_ACTIVATIONS``.
+    likelihood : type, default=BernoulliLikelihood
+        Likelihood class, built with ``n_features``.
+    """
+
+    def __init__(
+        self,
+        n_features,
+        n_components=2,
+        hidden_layer_sizes=(256,),
+        activation="relu",
+        likelihood=BernoulliLikelihood,
+    ):
+        super().__init__()
+        hidden_layer_sizes = tuple(hidden_layer_sizes)
+        self.likelihood = likelihood(n_features)
+        n_outputs = n_features * self.likelihood.n_params_per_feature
+        self.encoder = Encoder(n_features, n_components, hidden_layer_sizes, activation)
+        self.decoder = Decoder(
+            n_components, n_outputs, hidden_layer_sizes[::-1], activation
+        )
+
+    def forward(self, x):
+        z_mean, z_logvar = self.encoder(x)
+        # Reparameterisation: z = mean + std * eps keeps z differentiable.
+        eps = torch.randn_like(z_mean)
+        z = z_mean + torch.exp(0.5 * z_logvar) * eps
+        return VAEOutput(z_mean, z_logvar, z, self.decoder(z))

@@ -1,0 +1,351 @@
+"""Losses, data iteration and the skorch net that trains a ``VAEModule``."""
+
+import math
+from typing import NamedTuple
+
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    EpochTimer,
+    PassthroughScoring,
+    PrintLog,
+)
+from torch import nn
+
+from ._utils import row_keyed_normal
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+# --------------------------------------------------------------------------
+# Pure losses
+# --------------------------------------------------------------------------
+def gaussian_kl(z_mean, z_logvar):
+    """KL divergence from N(z_mean, exp(z_logvar)) to N(0, I), per sample.
+
+    Parameters
+    ----------
+    z_mean, z_logvar : Tensor of shape (batch, n_components)
+
+    Returns
+    -------
+    kl : Tensor of shape (batch,)
+    """
+    # expm1(v) - v equals exp(v) - 1 - v without the cancellation near v = 0.
+    return 0.5 * (z_mean.square() + torch.expm1(z_logvar) - z_logvar).sum(dim=-1)
+
+
+class ELBOTerms(NamedTuple):
+    """Batch means of the loss and of its two terms."""
+
+    loss: torch.Tensor
+    reconstruction: torch.Tensor
+    kl: torch.Tensor
+
+
+def negative_elbo(output, x, likelihood, kl_weight=1.0):
+    """Negative evidence lower bound of a batch.
+
+    The reconstruction term is the negative log-likelihood summed over
+    features, the KL term is summed over latent dimensions, and both are
+    averaged over the batch, so the loss is in nats per sample.
+
+    Parameters
+    ----------
+    output : VAEOutput
+        Result of ``VAEModule.forward(x)``.
+    x : Tensor of shape (batch, n_features)
+    likelihood : Likelihood
+    kl_weight : float, default=1.0
+        Multiplier of the KL term (``beta`` times the warm-up factor).
+
+    Returns
+    -------
+    terms : ELBOTerms
+    """
+    reconstruction = -likelihood.log_prob(x, output.x_params).mean()
+    kl = gaussian_kl(output.z_mean, output.z_logvar).mean()
+    return ELBOTerms(reconstruction + kl_weight * kl, reconstruction, kl)
+
+
+def log_marginal_likelihood(module, x, eps):
+    """Importance-weighted estimate of log p(x) per sample.
+
+    With K = ``len(eps)`` draws this is the IWAE bound
+    ``log mean_k p(x, z_k) / q(z_k | x)``; with one draw it is the ELBO,
+    using the closed-form KL term.
+
+    Parameters
+    ----------
+    module : VAEModule
+    x : Tensor of shape (batch, n_features)
+    eps : Tensor of shape (K, batch, n_components)
+        Standard normal draws, turned into z = mean + std * eps.
+
+    Returns
+    -------
+    log_px : Tensor of shape (batch,)
+    """
+    z_mean, z_logvar = module.encoder(x)
+    z = z_mean + torch.exp(0.5 * z_logvar) * eps  # (K, batch, n_components)
+    n_draws, batch = eps.shape[:2]
+    params = module.decoder(z.reshape(n_draws * batch, -1))
+    x_rep = x.expand(n_draws, *x.shape).reshape(n_draws * batch, -1)
+    log_px_z = module.likelihood.log_prob(x_rep, params).reshape(n_draws, batch)
+    if n_draws == 1:
+        return log_px_z[0] - gaussian_kl(z_mean, z_logvar)
+    log_pz = -0.5 * (z.square() + _LOG_2PI).sum(dim=-1)
+    log_qz = -0.5 * (eps.square() + _LOG_2PI + z_logvar).sum(dim=-1)
+    return torch.logsumexp(log_px_z + log_pz - log_qz, dim=0) - math.log(n_draws)
+
+
+class NegativeELBO(nn.Module):
+    """The training criterion: ``negative_elbo`` with a KL weight ``beta``."""
+
+    def __init__(self, beta=1.0):
+        super().__init__()
+        self.beta = beta
+
+    def forward(self, output, x, likelihood, warmup=1.0):
+        return negative_elbo(output, x, likelihood, kl_weight=self.beta * warmup)
+
+
+# --------------------------------------------------------------------------
+# Data: one tensor, batches by index slicing
+# --------------------------------------------------------------------------
+class InMemoryDataset(torch.utils.data.Dataset):
+    """Rows of one tensor, optionally restricted to a subset of row indices.
+
+    Parameters
+    ----------
+    X : Tensor of shape (n_samples, n_features)
+    indices : Tensor of int64 or None
+        Rows that belong to this dataset (all rows when None).
+    """
+
+    def __init__(self, X, indices=None):
+        self.X = X
+        self.indices = indices
+
+    def __len__(self):
+        return len(self.X) if self.indices is None else len(self.indices)
+
+    def __getitem__(self, i):
+        row = i if self.indices is None else self.indices[i]
+        return self.X[row], 0
+
+
+class BatchIterator:
+    """Yield ``(X_batch, None)`` from an ``InMemoryDataset`` by index slices.
+
+    This replaces a ``DataLoader`` with per-sample ``__getitem__`` and
+    collation: one ``randperm`` per epoch and one gather per batch.
+
+    Parameters
+    ----------
+    dataset : InMemoryDataset
+    batch_size : int, default=128
+    shuffle : bool, default=False
+    device : str or torch.device, default="cpu"
+        Where batches are sent, if the data lives elsewhere.
+    """
+
+    def __init__(self, dataset, batch_size=128, shuffle=False, device="cpu"):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.device = device
+
+    def __len__(self):
+        return math.ceil(len(self.dataset) / self.batch_size)
+
+    def _order(self):
+        X, indices = self.dataset.X, self.dataset.indices
+        if not self.shuffle:
+            return indices
+        order = torch.randperm(len(self.dataset), device=X.device)
+        return order if indices is None else indices[order]
+
+    def __iter__(self):
+        X, order, size = self.dataset.X, self._order(), self.batch_size
+        for start in range(0, len(self.dataset), size):
+            if order is None:
+                batch = X[start : start + size]
+            else:
+                batch = X[order[start : start + size]]
+            yield batch.to(self.device, non_blocking=True), None
+
+
+class HoldoutSplit:
+    """skorch ``train_split`` that holds out a random fraction of the rows.
+
+    Parameters
+    ----------
+    fraction : float
+        Share of rows used for validation.
+    seed : int
+        Seed of the permutation.
+    """
+
+    def __init__(self, fraction, seed):
+        self.fraction = fraction
+        self.seed = seed
+
+    def __call__(self, dataset, y=None, **fit_params):
+        n_samples = len(dataset)
+        n_valid = max(1, round(self.fraction * n_samples))
+        if n_valid >= n_samples:
+            raise ValueError(
+                f"validation_fraction={self.fraction} leaves no training rows "
+                f"out of {n_samples}; lower it or pass more samples."
+            )
+        generator = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(n_samples, generator=generator).to(dataset.X.device)
+        if dataset.indices is not None:
+            order = dataset.indices[order]
+        return (
+            InMemoryDataset(dataset.X, order[n_valid:]),
+            InMemoryDataset(dataset.X, order[:n_valid]),
+        )
+
+
+# --------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------
+class StopOnNonFiniteLoss(Callback):
+    """Stop training with a clear message as soon as a batch loss is NaN or inf."""
+
+    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
+        value = loss.item()
+        if math.isfinite(value):
+            return
+        epoch = len(net.history)
+        phase = "training" if training else "validation"
+        raise FloatingPointError(
+            f"The {phase} loss became {value} in epoch {epoch}. The model diverged: "
+            "lower learning_rate, scale X (for example with StandardScaler or "
+            "MinMaxScaler), or pick a likelihood that matches the data."
+        )
+
+
+class StopWhenConverged(EarlyStopping):
+    """skorch ``EarlyStopping`` that ignores the first ``skip_epochs`` epochs.
+
+    During a KL warm-up the training loss rises by design as the KL weight
+    grows, so those epochs must not count as "no improvement".
+    """
+
+    def __init__(self, *args, skip_epochs=0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skip_epochs = skip_epochs
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) > self.skip_epochs:
+            super().on_epoch_end(net, **kwargs)
+
+
+class _VAENet(NeuralNet):
+    """skorch ``NeuralNet`` whose loss is the negative ELBO of a ``VAEModule``.
+
+    Parameters
+    ----------
+    module : type
+        ``VAEModule`` (or a compatible class), built from ``module__*``.
+    kl_warmup_epochs : int, default=0
+        The KL weight grows linearly from 0 to ``criterion__beta`` over this
+        many epochs. Validation always uses the full weight.
+    **kwargs
+        Passed to ``skorch.NeuralNet``.
+    """
+
+    def __init__(self, module, *args, criterion=NegativeELBO, kl_warmup_epochs=0, **kw):
+        super().__init__(module, criterion, *args, **kw)
+        self.kl_warmup_epochs = kl_warmup_epochs
+
+    def get_default_callbacks(self):
+        passthrough = [
+            (f"{prefix}_{term}", PassthroughScoring(f"{prefix}_{term}", on_train=train))
+            for prefix, train in (("train", True), ("valid", False))
+            for term in ("loss", "reconstruction", "kl")
+        ]
+        return [
+            ("epoch_timer", EpochTimer()),
+            *passthrough,
+            ("non_finite_loss", StopOnNonFiniteLoss()),
+            ("print_log", PrintLog()),
+        ]
+
+    def _warmup(self, training):
+        if not training or not self.kl_warmup_epochs:
+            return 1.0
+        epoch = len(self.history) - 1  # the running epoch is already recorded
+        return min(1.0, epoch / self.kl_warmup_epochs)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        terms = self.criterion_(
+            y_pred, X, self.module_.likelihood, self._warmup(training)
+        )
+        prefix = "train" if training else "valid"
+        self.history.record_batch(
+            f"{prefix}_reconstruction", terms.reconstruction.item()
+        )
+        self.history.record_batch(f"{prefix}_kl", terms.kl.item())
+        return terms.loss
+
+    # -- inference: no_grad, eval mode, batches moved to the net's device --
+    def _batches(self, X, batch_size):
+        for start in range(0, len(X), batch_size):
+            yield X[start : start + batch_size].to(self.device, non_blocking=True)
+
+    @torch.no_grad()
+    def encode(self, X, batch_size):
+        """Posterior means and log-variances of the rows of the tensor ``X``."""
+        self._set_training(False)
+        parts = [self.module_.encoder(xb) for xb in self._batches(X, batch_size)]
+        return tuple(torch.cat([p[i].cpu() for p in parts]) for i in range(2))
+
+    @torch.no_grad()
+    def decode_mean(self, Z, batch_size):
+        """Likelihood means for the latent codes ``Z``."""
+        self._set_training(False)
+        module = self.module_
+        return torch.cat(
+            [
+                module.likelihood.mean(module.decoder(zb)).cpu()
+                for zb in self._batches(Z, batch_size)
+            ]
+        )
+
+    @torch.no_grad()
+    def sample(self, n_samples, n_components, seed, batch_size):
+        """Draw z from the prior and x from the likelihood, on the net's device."""
+        self._set_training(False)
+        module = self.module_
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        out = []
+        for start in range(0, n_samples, batch_size):
+            n = min(batch_size, n_samples - start)
+            z = torch.randn(n, n_components, generator=generator, device=self.device)
+            params = module.decoder(z)
+            out.append(module.likelihood.sample(params, generator=generator).cpu())
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def log_marginal_likelihood(self, X, n_components, n_draws, seed, batch_size):
+        """Importance-weighted log p(x) of the rows of ``X``, shape (n_samples,).
+
+        The draws for each row are keyed by its values (``row_keyed_normal``),
+        so a row's estimate does not depend on the rest of ``X``.
+        """
+        self._set_training(False)
+        # K draws per row: shrink the batch so the decoder sees ~batch_size rows.
+        rows = max(1, batch_size // n_draws)
+        out = []
+        for start in range(0, len(X), rows):
+            xb = X[start : start + rows]
+            eps = row_keyed_normal(xb, n_draws, n_components, seed).to(self.device)
+            xb = xb.to(self.device, non_blocking=True)
+            out.append(log_marginal_likelihood(self.module_, xb, eps).cpu())
+        return torch.cat(out)

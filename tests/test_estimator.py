@@ -1,0 +1,526 @@
+"""Behaviour of VAETransformer through its public API."""
+
+import copy
+import io
+import pickle
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from skvae import VAETransformer
+from skvae._likelihoods import BernoulliLikelihood, GaussianLikelihood
+
+
+# ----------------------------------------------------------------- the model
+def test_defaults_build_the_classic_model(fitted_vae):
+    module = fitted_vae.net_.module_
+    encoder_layers = [
+        m for m in module.encoder.modules() if isinstance(m, torch.nn.Linear)
+    ]
+    decoder_layers = [
+        m for m in module.decoder.modules() if isinstance(m, torch.nn.Linear)
+    ]
+    # 64 -> 256 -> (mean, log-variance) of a 2-d latent; 2 -> 256 -> 64 logits.
+    assert [(m.in_features, m.out_features) for m in encoder_layers] == [
+        (64, 256),
+        (256, 4),
+    ]
+    assert [(m.in_features, m.out_features) for m in decoder_layers] == [
+        (2, 256),
+        (256, 64),
+    ]
+    assert isinstance(module.encoder.hidden[1], torch.nn.ReLU)
+    assert isinstance(module.likelihood, BernoulliLikelihood)
+    assert isinstance(fitted_vae.net_.optimizer_, torch.optim.Adam)
+
+
+def test_hidden_layer_sizes_build_a_deeper_mirrored_network(blobs):
+    X, _ = blobs
+    vae = VAETransformer(
+        n_components=3, hidden_layer_sizes=(16, 8), likelihood="gaussian", max_epochs=1
+    ).fit(X)
+    module = vae.net_.module_
+    widths = [
+        (m.in_features, m.out_features)
+        for m in module.decoder.modules()
+        if isinstance(m, torch.nn.Linear)
+    ]
+    assert widths == [(3, 8), (8, 16), (16, 5)]
+
+
+def test_training_lowers_the_loss(digits):
+    X, _ = digits
+    vae = VAETransformer(max_epochs=10, random_state=0).fit(X)
+    assert vae.n_iter_ == len(vae.loss_curve_) == 10
+    assert vae.loss_curve_[-1] < vae.loss_curve_[0]
+    # The two terms of the loss are logged separately and add up to it.
+    history = vae.history_
+    assert_allclose(
+        history[-1, "train_reconstruction"] + history[-1, "train_kl"],
+        history[-1, "train_loss"],
+        rtol=1e-5,
+    )
+
+
+def test_training_stops_when_the_loss_has_converged(binary):
+    X, _ = binary
+    vae = VAETransformer(max_epochs=500, n_iter_no_change=3, tol=10.0).fit(X)
+    # With a huge tol nothing counts as an improvement after the first epoch.
+    assert vae.n_iter_ == 4
+
+
+# --------------------------------------------------------- transform & co.
+def test_transform_is_the_deterministic_posterior_mean(fitted_vae, digits):
+    X, _ = digits
+    Z = fitted_vae.transform(X)
+    assert Z.shape == (X.shape[0], 2)
+    assert Z.dtype == np.float64
+    assert_array_equal(fitted_vae.transform(X), Z)
+    z_mean, _ = fitted_vae.net_.module_.encoder(
+        torch.tensor(X[:5], dtype=torch.float32)
+    )
+    assert_allclose(Z[:5], z_mean.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_outputs_keep_the_float_dtype_of_the_input(fitted_vae, digits):
+    X32 = digits[0].astype(np.float32)
+    assert fitted_vae.transform(X32).dtype == np.float32
+    assert fitted_vae.score_samples(X32).dtype == np.float32
+    Z32 = fitted_vae.transform(X32)
+    assert fitted_vae.inverse_transform(Z32).dtype == np.float32
+    assert fitted_vae.inverse_transform(Z32.astype(np.float64)).dtype == np.float64
+
+
+def test_fit_transform_equals_fit_then_transform(digits):
+    X, _ = digits
+    params = dict(max_epochs=3, random_state=0)
+    assert_array_equal(
+        VAETransformer(**params).fit_transform(X),
+        VAETransformer(**params).fit(X).transform(X),
+    )
+
+
+def test_inverse_transform_decodes_to_the_bernoulli_mean(fitted_vae, digits):
+    X, _ = digits
+    X_rec = fitted_vae.inverse_transform(fitted_vae.transform(X))
+    assert X_rec.shape == X.shape
+    assert X_rec.min() >= 0 and X_rec.max() <= 1
+    # Reconstructions are closer to their own input than to another digit's.
+    own = np.mean((X_rec - X) ** 2)
+    other = np.mean((X_rec - np.roll(X, 1, axis=0)) ** 2)
+    assert own < other
+
+
+def test_inverse_transform_checks_the_latent_dimension(fitted_vae):
+    with pytest.raises(ValueError, match="n_components=2"):
+        fitted_vae.inverse_transform(np.zeros((3, 5)))
+
+
+def test_sample_draws_new_data_from_the_prior(fitted_vae):
+    X_new = fitted_vae.sample(50, random_state=0)
+    assert X_new.shape == (50, 64)
+    assert set(np.unique(X_new)) <= {0.0, 1.0}  # Bernoulli draws
+    assert_array_equal(fitted_vae.sample(50, random_state=0), X_new)
+    assert not np.array_equal(fitted_vae.sample(50, random_state=1), X_new)
+    # Without a seed, every call draws fresh randomness.
+    assert not np.array_equal(fitted_vae.sample(50), fitted_vae.sample(50))
+
+
+def test_sample_from_the_gaussian_likelihood_adds_the_learned_noise(blobs):
+    X, _ = blobs
+    vae = VAETransformer(likelihood="gaussian", max_epochs=20, random_state=0).fit(X)
+    X_new = vae.sample(2000, random_state=0)
+    assert X_new.shape == (2000, 5)
+    assert np.all(np.isfinite(X_new))
+    assert np.unique(X_new).size > 1000
+
+
+@pytest.mark.parametrize("n_samples", [0, -1, 2.5, "3"])
+def test_sample_rejects_bad_n_samples(fitted_vae, n_samples):
+    with pytest.raises(ValueError, match="n_samples"):
+        fitted_vae.sample(n_samples)
+
+
+def test_score_samples_is_a_deterministic_log_likelihood(fitted_vae, digits):
+    X, _ = digits
+    scores = fitted_vae.score_samples(X[:100])
+    assert scores.shape == (100,)
+    assert np.all(np.isfinite(scores))
+    assert np.all(scores < 0)  # log-probabilities of binary-like data
+    assert_array_equal(fitted_vae.score_samples(X[:100]), scores)
+    assert fitted_vae.score(X[:100]) == pytest.approx(scores.mean(), rel=1e-6)
+    # Global random state does not enter the estimate.
+    torch.manual_seed(123)
+    np.random.seed(123)
+    assert_array_equal(fitted_vae.score_samples(X[:100]), scores)
+
+
+@pytest.mark.parametrize("method", ["transform", "score_samples"])
+def test_a_row_result_depends_only_on_that_row(fitted_vae, digits, method):
+    X, _ = digits
+    full = getattr(fitted_vae, method)(X)
+    order = np.random.RandomState(0).permutation(len(X))
+    assert_allclose(
+        getattr(fitted_vae, method)(X[order]), full[order], rtol=1e-5, atol=1e-6
+    )
+    assert_allclose(getattr(fitted_vae, method)(X[:7]), full[:7], rtol=1e-5, atol=1e-6)
+    rows = [getattr(fitted_vae, method)(X[i : i + 1])[0] for i in range(5)]
+    assert_allclose(rows, full[:5], rtol=1e-5, atol=1e-6)
+
+
+def test_more_importance_samples_give_a_tighter_bound(fitted_vae, digits):
+    X, _ = digits
+    elbo = copy.deepcopy(fitted_vae).set_params(n_score_samples=1)
+    iwae = copy.deepcopy(fitted_vae).set_params(n_score_samples=200)
+    assert iwae.score(X) > elbo.score(X)
+
+
+def test_score_samples_with_one_sample_is_the_elbo(digits):
+    X, _ = digits
+    vae = VAETransformer(max_epochs=3, n_score_samples=1, random_state=0).fit(X)
+    # The ELBO of the training data is close to minus the last training loss.
+    assert vae.score(X) == pytest.approx(-vae.loss_curve_[-1], rel=0.05)
+
+
+def test_score_rejects_data_outside_the_likelihood_support(fitted_vae, digits):
+    X, _ = digits
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        fitted_vae.score(X * 16)
+
+
+def test_partial_fit_continues_training(digits):
+    X, _ = digits
+    vae = VAETransformer(random_state=0)
+    for _ in range(3):
+        for chunk in np.array_split(X, 4):
+            vae.partial_fit(chunk)
+    assert vae.n_iter_ == 12
+    assert len(vae.loss_curve_) == 12
+    assert vae.loss_curve_[-1] < vae.loss_curve_[0]
+    module_before = vae.net_.module_
+    vae.partial_fit(X[:100])
+    assert vae.net_.module_ is module_before  # not re-initialised
+
+
+def test_partial_fit_checks_the_number_of_features(digits):
+    X, _ = digits
+    vae = VAETransformer(random_state=0).partial_fit(X)
+    with pytest.raises(ValueError, match="features"):
+        vae.partial_fit(X[:, :10])
+
+
+def test_partial_fit_refuses_early_stopping(digits):
+    X, _ = digits
+    with pytest.raises(ValueError, match="early_stopping"):
+        VAETransformer(early_stopping=True).partial_fit(X)
+
+
+def test_feature_names_out(fitted_vae):
+    assert_array_equal(
+        fitted_vae.get_feature_names_out(), ["vaetransformer0", "vaetransformer1"]
+    )
+
+
+def test_dataframe_input_and_pandas_output(digits):
+    X, _ = digits
+    df = pd.DataFrame(X, columns=[f"pixel{i}" for i in range(64)])
+    vae = VAETransformer(n_components=3, max_epochs=2, random_state=0)
+    vae.set_output(transform="pandas")
+    out = vae.fit_transform(df)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == [
+        "vaetransformer0",
+        "vaetransformer1",
+        "vaetransformer2",
+    ]
+    assert_array_equal(vae.feature_names_in_, df.columns)
+    assert_allclose(out.to_numpy(), vae.set_output(transform="default").transform(df))
+
+
+# ------------------------------------------------------------ likelihoods
+def test_gaussian_likelihood_learns_a_scale_per_feature(blobs):
+    X, _ = blobs
+    X = X * np.array([1.0, 1.0, 1.0, 1.0, 100.0])
+    vae = VAETransformer(likelihood="gaussian", max_epochs=50, random_state=0).fit(
+        StandardScaler().fit_transform(X)
+    )
+    likelihood = vae.net_.module_.likelihood
+    assert isinstance(likelihood, GaussianLikelihood)
+    assert likelihood.scale.shape == (5,)
+    assert not torch.allclose(likelihood.scale, torch.ones(5))
+
+
+def test_bernoulli_outside_unit_interval_is_a_clear_error(blobs):
+    X, _ = blobs
+    with pytest.raises(ValueError, match="MinMaxScaler.*likelihood='gaussian'"):
+        VAETransformer().fit(X)
+
+
+# ---------------------------------------------------- the sklearn ecosystem
+def test_pipeline_with_a_classifier(digits):
+    X, y = digits
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    pipe = make_pipeline(
+        MinMaxScaler(),
+        VAETransformer(n_components=8, max_epochs=30, random_state=0),
+        LogisticRegression(max_iter=1000),
+    )
+    pipe.fit(X_train, y_train)
+    assert pipe.predict(X_test).shape == y_test.shape
+    assert pipe.score(X_test, y_test) > 0.5  # ten classes: chance is 0.1
+
+
+def test_grid_search_without_labels_picks_by_held_out_likelihood(digits):
+    X, _ = digits
+    search = GridSearchCV(
+        VAETransformer(max_epochs=5, random_state=0), {"n_components": [1, 4]}, cv=2
+    )
+    search.fit(X)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.all(np.isfinite(scores)) and np.all(scores < 0)
+    assert search.best_params_["n_components"] == [1, 4][int(np.argmax(scores))]
+    # The refit model is scored with the same method.
+    assert search.score(X) == pytest.approx(search.best_estimator_.score(X))
+
+
+def test_default_model_separates_digits_better_than_pca(digits):
+    from sklearn.decomposition import PCA
+
+    X, y = digits
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+
+    def knn_accuracy(reducer):
+        reducer.fit(X_train)
+        knn = KNeighborsClassifier(5).fit(reducer.transform(X_train), y_train)
+        return knn.score(reducer.transform(X_test), y_test)
+
+    assert knn_accuracy(VAETransformer(random_state=0)) > knn_accuracy(PCA(2))
+
+
+def test_clone_keeps_parameters_and_drops_the_fit(fitted_vae):
+    cloned = clone(fitted_vae)
+    assert cloned.get_params() == fitted_vae.get_params()
+    assert not hasattr(cloned, "net_")
+
+
+@pytest.mark.parametrize(
+    "dumps, loads",
+    [
+        (pickle.dumps, pickle.loads),
+        (
+            lambda est: (joblib.dump(est, buf := io.BytesIO()), buf.getvalue())[1],
+            lambda data: joblib.load(io.BytesIO(data)),
+        ),
+    ],
+)
+def test_pickle_and_joblib_round_trips(fitted_vae, digits, dumps, loads):
+    X, _ = digits
+    restored = loads(dumps(fitted_vae))
+    assert_array_equal(restored.transform(X), fitted_vae.transform(X))
+    assert_array_equal(restored.score_samples(X), fitted_vae.score_samples(X))
+    assert_array_equal(
+        restored.sample(5, random_state=0), fitted_vae.sample(5, random_state=0)
+    )
+    restored.partial_fit(X)  # still trainable
+    assert restored.n_iter_ == fitted_vae.n_iter_ + 1
+
+
+# ------------------------------------------------------- reproducibility
+def test_same_random_state_gives_the_same_model(digits):
+    X, _ = digits
+    a = VAETransformer(max_epochs=3, random_state=42).fit(X).transform(X)
+    b = VAETransformer(max_epochs=3, random_state=42).fit(X).transform(X)
+    c = VAETransformer(max_epochs=3, random_state=7).fit(X).transform(X)
+    assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_fit_leaves_the_global_random_state_alone(digits):
+    X, _ = digits
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    VAETransformer(max_epochs=1, random_state=0).fit(X)
+    assert torch.equal(torch.rand(3), expected)
+
+
+# ------------------------------------------------------------------ device
+def test_auto_device_falls_back_to_the_cpu(binary, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    X, _ = binary
+    vae = VAETransformer(device="auto", max_epochs=1).fit(X)
+    assert vae.net_.device == "cpu"
+    assert isinstance(vae.transform(X), np.ndarray)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_missing_cuda_device_is_a_clear_error(binary, monkeypatch, device):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    X, _ = binary
+    with pytest.raises(ValueError, match="no CUDA device.*device='auto'"):
+        VAETransformer(device=device).fit(X)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_trains_and_infers_on_the_gpu(digits):
+    X, _ = digits
+    vae = VAETransformer(device="cuda", max_epochs=3, random_state=0).fit(X)
+    assert next(vae.net_.module_.parameters()).is_cuda
+    Z = vae.transform(X)
+    assert isinstance(Z, np.ndarray) and Z.shape == (len(X), 2)
+    assert isinstance(vae.sample(4, random_state=0), np.ndarray)
+    assert np.isfinite(vae.score(X))
+    restored = pickle.loads(pickle.dumps(vae))
+    assert_allclose(restored.transform(X), Z)
+
+
+# ------------------------------------------------------------- verbosity
+def test_verbose_prints_the_loss_per_epoch(binary, capsys):
+    X, _ = binary
+    VAETransformer(max_epochs=3, verbose=1).fit(X)
+    out = capsys.readouterr().out
+    assert "train_loss" in out and "train_kl" in out
+    assert len([line for line in out.splitlines() if line.strip()[:1].isdigit()]) == 3
+
+
+def test_silent_by_default(binary, capsys):
+    X, _ = binary
+    VAETransformer(max_epochs=3, early_stopping=True, n_iter_no_change=1).fit(X)
+    assert capsys.readouterr().out == ""
+
+
+# -------------------------------------------------------- training controls
+def test_early_stopping_restores_the_best_held_out_epoch(digits):
+    from skorch.callbacks import Callback
+
+    class RecordWeights(Callback):
+        def initialize(self):
+            self.weights = {}
+            return self
+
+        def on_epoch_end(self, net, **kwargs):
+            state = net.module_.state_dict()
+            self.weights[len(net.history)] = {k: v.clone() for k, v in state.items()}
+
+    X, _ = digits
+    recorder = RecordWeights()
+    vae = VAETransformer(
+        max_epochs=60,
+        early_stopping=True,
+        n_iter_no_change=2,
+        tol=0.0,
+        learning_rate=0.01,
+        callbacks=[recorder],
+        random_state=0,
+    ).fit(X)
+    assert vae.n_iter_ < 60
+    assert len(vae.validation_scores_) == vae.n_iter_
+    assert vae.best_epoch_ == int(np.argmax(vae.validation_scores_)) + 1
+    assert vae.best_epoch_ < vae.n_iter_
+    best = recorder.weights[vae.best_epoch_]
+    for name, value in vae.net_.module_.state_dict().items():
+        assert torch.equal(value, best[name]), name
+
+
+def test_kl_warmup_starts_from_a_pure_reconstruction_loss(digits):
+    X, _ = digits
+    vae = VAETransformer(max_epochs=3, kl_warmup_epochs=2, random_state=0).fit(X)
+    history = vae.history_
+    # Epoch 1 has KL weight 0, epoch 2 weight 1/2, epoch 3 the full weight.
+    for epoch, weight in enumerate([0.0, 0.5, 1.0]):
+        expected = (
+            history[epoch, "train_reconstruction"] + weight * history[epoch, "train_kl"]
+        )
+        assert history[epoch, "train_loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_beta_weights_the_kl_term(digits):
+    X, _ = digits
+    vae = VAETransformer(max_epochs=2, beta=4.0, random_state=0).fit(X)
+    history = vae.history_
+    expected = history[-1, "train_reconstruction"] + 4.0 * history[-1, "train_kl"]
+    assert history[-1, "train_loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_extra_skorch_callbacks_are_used(binary):
+    from skorch.callbacks import LRScheduler
+
+    X, _ = binary
+    scheduler = LRScheduler(policy="StepLR", step_size=1, gamma=0.5)
+    vae = VAETransformer(max_epochs=3, callbacks=[scheduler]).fit(X)
+    assert vae.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-3 / 8)
+
+
+@pytest.mark.parametrize(
+    "optimizer, cls",
+    [
+        ("adam", torch.optim.Adam),
+        ("adamw", torch.optim.AdamW),
+        ("rmsprop", torch.optim.RMSprop),
+        ("sgd", torch.optim.SGD),
+    ],
+)
+def test_optimizer_choice(binary, optimizer, cls):
+    X, _ = binary
+    vae = VAETransformer(
+        optimizer=optimizer, learning_rate=0.01, weight_decay=1e-4, max_epochs=1
+    ).fit(X)
+    assert type(vae.net_.optimizer_) is cls
+    assert vae.net_.optimizer_.param_groups[0]["weight_decay"] == 1e-4
+
+
+def test_a_diverging_run_stops_with_advice(blobs):
+    X, _ = blobs
+    with pytest.raises(FloatingPointError, match="learning_rate.*scale X"):
+        VAETransformer(likelihood="gaussian", max_epochs=3).fit(X * 1e20)
+
+
+# ------------------------------------------------------ parameter checks
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"n_components": 0}, "n_components"),
+        ({"n_components": 2.5}, "n_components"),
+        ({"hidden_layer_sizes": ()}, "hidden_layer_sizes"),
+        ({"hidden_layer_sizes": (8, -1)}, "hidden_layer_sizes"),
+        ({"hidden_layer_sizes": (8, 0.5)}, "hidden_layer_sizes"),
+        ({"hidden_layer_sizes": 0}, "hidden_layer_sizes"),
+        ({"activation": "softmax"}, "activation"),
+        ({"likelihood": "poisson-ish"}, "likelihood"),
+        ({"beta": -1.0}, "beta"),
+        ({"kl_warmup_epochs": -1}, "kl_warmup_epochs"),
+        ({"max_epochs": 0}, "max_epochs"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"learning_rate": -1e-3}, "learning_rate"),
+        ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"weight_decay": -0.1}, "weight_decay"),
+        ({"early_stopping": "yes"}, "early_stopping"),
+        ({"validation_fraction": 0.0}, "validation_fraction"),
+        ({"validation_fraction": 1.0}, "validation_fraction"),
+        ({"n_iter_no_change": 0}, "n_iter_no_change"),
+        ({"tol": -1.0}, "tol"),
+        ({"n_score_samples": 0}, "n_score_samples"),
+        ({"device": "tpu"}, "device"),
+        ({"device": "cuda:x"}, "device"),
+        ({"device": 0}, "device"),
+        ({"callbacks": "print"}, "callbacks"),
+        ({"random_state": "seed"}, "random_state"),
+        ({"verbose": -1}, "verbose"),
+    ],
+)
+def test_bad_parameters_raise_before_training(binary, params, match):
+    X, _ = binary
+    with pytest.raises(ValueError, match=match):
+        VAETransformer(**params).fit(X)

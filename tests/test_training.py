@@ -1,0 +1,127 @@
+"""Losses, data iteration and splitting: pure functions, no fitting."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from numpy.testing import assert_allclose
+
+from skvae._likelihoods import BernoulliLikelihood
+from skvae._modules import VAEModule, VAEOutput
+from skvae._training import (
+    BatchIterator,
+    HoldoutSplit,
+    InMemoryDataset,
+    gaussian_kl,
+    log_marginal_likelihood,
+    negative_elbo,
+)
+from skvae._utils import row_keyed_normal
+
+floats = st.floats(-5, 5)
+
+
+@settings(deadline=None, max_examples=50)
+@given(
+    mean=arrays(np.float64, (4, 3), elements=floats),
+    logvar=arrays(np.float64, (4, 3), elements=floats),
+)
+def test_gaussian_kl_matches_torch_and_is_non_negative(mean, logvar):
+    mean, logvar = torch.tensor(mean), torch.tensor(logvar)
+    kl = gaussian_kl(mean, logvar)
+    q = torch.distributions.Normal(mean, torch.exp(0.5 * logvar))
+    p = torch.distributions.Normal(torch.zeros_like(mean), torch.ones_like(mean))
+    expected = torch.distributions.kl_divergence(q, p).sum(-1)
+    assert_allclose(kl, expected, rtol=1e-6, atol=1e-9)
+    assert torch.all(kl >= 0)
+
+
+def test_gaussian_kl_is_zero_at_the_prior_and_exact_near_it():
+    assert torch.equal(
+        gaussian_kl(torch.zeros(2, 3), torch.zeros(2, 3)), torch.zeros(2)
+    )
+    # For tiny log-variances v, exp(v) - 1 - v ~ v**2 / 2 must not cancel to 0.
+    v = torch.full((1, 1), 1e-4, dtype=torch.float32)
+    assert gaussian_kl(torch.zeros(1, 1), v).item() == pytest.approx(0.25e-8, rel=1e-3)
+
+
+def test_negative_elbo_is_reconstruction_plus_weighted_kl():
+    likelihood = BernoulliLikelihood(3)
+    out = VAEOutput(
+        z_mean=torch.ones(2, 2),
+        z_logvar=torch.zeros(2, 2),
+        z=torch.ones(2, 2),
+        x_params=torch.zeros(2, 3),
+    )
+    x = torch.ones(2, 3)
+    terms = negative_elbo(out, x, likelihood, kl_weight=0.5)
+    assert terms.reconstruction.item() == pytest.approx(3 * math.log(2))  # logits 0
+    assert terms.kl.item() == pytest.approx(1.0)  # 0.5 * (1 + 1) per sample
+    assert terms.loss.item() == pytest.approx(3 * math.log(2) + 0.5)
+
+
+def test_one_draw_estimate_is_the_single_sample_elbo():
+    torch.manual_seed(0)
+    module = VAEModule(4, n_components=2, hidden_layer_sizes=(8,))
+    x = torch.rand(5, 4).round()
+    eps = torch.randn(1, 5, 2)
+    z_mean, z_logvar = module.encoder(x)
+    z = z_mean + torch.exp(0.5 * z_logvar) * eps[0]
+    expected = module.likelihood.log_prob(x, module.decoder(z)) - gaussian_kl(
+        z_mean, z_logvar
+    )
+    assert_allclose(log_marginal_likelihood(module, x, eps).detach(), expected.detach())
+
+
+def test_importance_weighted_bound_is_tighter_than_the_elbo():
+    torch.manual_seed(0)
+    module = VAEModule(6, n_components=2, hidden_layer_sizes=(8,))
+    x = torch.rand(200, 6).round()
+    with torch.no_grad():
+        elbo = log_marginal_likelihood(module, x, torch.randn(1, 200, 2)).mean()
+        iwae = log_marginal_likelihood(module, x, torch.randn(100, 200, 2)).mean()
+    assert iwae > elbo
+
+
+def test_row_keyed_draws_depend_only_on_the_row():
+    X = torch.rand(6, 3)
+    eps = row_keyed_normal(X, 4, 2, seed=0)
+    assert eps.shape == (4, 6, 2) and eps.dtype == torch.float32
+    assert torch.equal(row_keyed_normal(X[[3, 1]], 4, 2, seed=0), eps[:, [3, 1]])
+    assert not torch.equal(row_keyed_normal(X, 4, 2, seed=1), eps)
+    # Statistically standard normal.
+    big = row_keyed_normal(torch.rand(5000, 3), 10, 2, seed=0)
+    assert abs(big.mean().item()) < 0.02 and abs(big.std().item() - 1) < 0.02
+
+
+def test_batch_iterator_visits_every_row_once_per_epoch():
+    X = torch.arange(10, dtype=torch.float32)[:, None]
+    batches = list(BatchIterator(InMemoryDataset(X), batch_size=3, shuffle=True))
+    assert [len(xb) for xb, _ in batches] == [3, 3, 3, 1]
+    seen = torch.cat([xb for xb, _ in batches]).flatten()
+    assert sorted(seen.tolist()) == list(range(10))
+    assert not torch.equal(seen, X.flatten())  # shuffled
+    ordered = torch.cat([xb for xb, _ in BatchIterator(InMemoryDataset(X), 4)])
+    assert torch.equal(ordered, X)
+    assert len(BatchIterator(InMemoryDataset(X), 4)) == 3
+
+
+def test_holdout_split_is_a_disjoint_seeded_partition():
+    X = torch.arange(20, dtype=torch.float32)[:, None]
+    train, valid = HoldoutSplit(0.25, seed=0)(InMemoryDataset(X))
+    assert len(train) == 15 and len(valid) == 5
+    rows = torch.cat([train.indices, valid.indices]).sort().values
+    assert torch.equal(rows, torch.arange(20))
+    again, _ = HoldoutSplit(0.25, seed=0)(InMemoryDataset(X))
+    assert torch.equal(again.indices, train.indices)
+    valid_rows = torch.cat([xb for xb, _ in BatchIterator(valid, 2)]).flatten()
+    assert torch.equal(valid_rows.long(), valid.indices)
+
+
+def test_holdout_split_needs_a_training_row():
+    with pytest.raises(ValueError, match="validation_fraction"):
+        HoldoutSplit(0.5, seed=0)(InMemoryDataset(torch.zeros(1, 2)))
