@@ -1,10 +1,25 @@
 """skvae: variational autoencoders as scikit-learn transformers."""
 
 from ._estimator import VAETransformer
+from ._plotting import (
+    LatentSpaceDisplay,
+    LatentTraversalDisplay,
+    LossCurveDisplay,
+    ReconstructionDisplay,
+    SamplesDisplay,
+)
 
 try:
     from ._version import __version__
 except ImportError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["VAETransformer", "__version__"]
+__all__ = [
+    "LatentSpaceDisplay",
+    "LatentTraversalDisplay",
+    "LossCurveDisplay",
+    "ReconstructionDisplay",
+    "SamplesDisplay",
+    "VAETransformer",
+    "__version__",
+]
