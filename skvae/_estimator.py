@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._likelihoods import _LIKELIHOODS
 from ._modules import _ACTIVATIONS, VAEModule
+from ._persistence import load_model, save_model
 from ._training import (
     BatchIterator,
     HoldoutSplit,
@@ -527,6 +528,59 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             Mean of ``score_samples(X)``, in nats per sample.
         """
         return float(np.mean(self.score_samples(X), dtype=np.float64))
+
+    # ---------------------------------------------------------- persistence
+    def save(self, path):
+        """Save the fitted model to one file, without pickle.
+
+        The weights and optimizer state are stored with safetensors; the
+        parameters, fitted attributes, feature names, training history and
+        library versions as JSON in the file's header, with a SHA-256 digest
+        of it all. The file is written to a temporary name first and then
+        renamed, so an existing file at ``path`` is never left half-written.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination, conventionally ending in ``.safetensors``.
+
+        Returns
+        -------
+        self : object
+            The estimator, unchanged.
+
+        See Also
+        --------
+        load : Rebuild the estimator from the file.
+        """
+        check_is_fitted(self)
+        save_model(self, path)
+        return self
+
+    @classmethod
+    def load(cls, path, device=None):
+        """Load a model written by :meth:`save`.
+
+        Loading reads tensors and JSON only and never executes code from the
+        file. A truncated, edited or foreign file, or one written in another
+        format version, raises ``ValueError`` with the reason.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A file written by :meth:`save`.
+
+        device : str or None, default=None
+            Where to put the model (``"cpu"``, ``"cuda"``, ``"cuda:N"``,
+            ``"auto"``). None keeps the device it was trained on, or the CPU
+            when that was a GPU that this machine does not have.
+
+        Returns
+        -------
+        estimator : VAETransformer
+            The fitted estimator, with the same outputs as the saved one.
+        """
+        return load_model(cls, path, device=device)
 
     # ----------------------------------------------------------------- meta
     @property
