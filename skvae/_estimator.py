@@ -37,6 +37,9 @@ _OPTIMIZERS = {
 # overhead and the memory cost stays small (rows x widest layer x 4 bytes).
 _INFERENCE_ROWS = 4096
 
+# Largest magnitude accepted in X: its square still fits in float32.
+_LARGEST_VALUE = float(np.sqrt(np.finfo(np.float32).max))
+
 
 def _check_hidden_layer_sizes(hidden_layer_sizes):
     """Return ``hidden_layer_sizes`` as a non-empty tuple of positive ints."""
@@ -332,6 +335,18 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         return self._fit(X, epochs=1, reset=not hasattr(self, "net_"))
 
     def _fit(self, X, epochs, reset):
+        if not reset:
+            return self._train(self.net_, X, epochs, reset=False)
+        try:
+            return self._train(None, X, epochs, reset=True)
+        except BaseException:
+            # A fit that fails leaves the estimator unfitted rather than
+            # mixing the previous model with the new data's attributes.
+            for name in [k for k in vars(self) if k.endswith("_")]:
+                delattr(self, name)
+            raise
+
+    def _train(self, net, X, epochs, reset):
         hidden_layer_sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
         X = self._validate_X(X, reset=reset)
         if reset:
@@ -340,8 +355,6 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             self._device = resolve_device(self.device)
             self._dtype = X.dtype
             net = self._build_net(X.shape[1], hidden_layer_sizes)
-        else:
-            net = self.net_
         dataset = InMemoryDataset(to_tensor(X).to(self._device))
         with torch_seeded(draw_seed(self._rng), self._device):
             if reset:
@@ -352,6 +365,13 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
     def _validate_X(self, X, reset):
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
+        largest = max(float(X.max()), -float(X.min()))
+        if largest > _LARGEST_VALUE:
+            raise ValueError(
+                f"X contains values as large as {largest:.3g}; the model computes "
+                "in float32, where squares of such values overflow. Scale X first, "
+                "for example with sklearn.preprocessing.StandardScaler."
+            )
         _LIKELIHOODS[self.likelihood].check_support(X)
         return X
 

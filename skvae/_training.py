@@ -1,6 +1,8 @@
 """Losses, data iteration and the skorch net that trains a ``VAEModule``."""
 
 import math
+import warnings
+from copy import deepcopy
 from typing import NamedTuple
 
 import torch
@@ -214,20 +216,64 @@ class HoldoutSplit:
 # --------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------
-class StopOnNonFiniteLoss(Callback):
-    """Stop training with a clear message as soon as a batch loss is NaN or inf."""
+def _divergence_error(net, training, reconstruction, kl):
+    phase = "training" if training else "validation"
+    return FloatingPointError(
+        f"The {phase} loss is not finite in epoch {len(net.history)} "
+        f"(reconstruction term {reconstruction}, KL term {kl}): the model "
+        "diverged. Lower learning_rate, scale X (for example with StandardScaler "
+        "or MinMaxScaler), or pick a likelihood that matches the data. The "
+        "estimator keeps its last good state."
+    )
 
-    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
-        value = loss.item()
-        if math.isfinite(value):
-            return
+
+def _state_copy(net):
+    """Copies of the module's and the optimizer's state (on their device)."""
+    return {
+        "module": deepcopy(net.module_.state_dict()),
+        "optimizer": deepcopy(net.optimizer_.state_dict()),
+    }
+
+
+def restore_state(net, state):
+    """Load a ``_state_copy`` back into the net."""
+    net.module_.load_state_dict(state["module"])
+    net.optimizer_.load_state_dict(state["optimizer"])
+
+
+class RollBackInterruptedEpoch(Callback):
+    """On an interrupted epoch (Ctrl-C), go back to the last completed one.
+
+    skorch stops training on ``KeyboardInterrupt`` and keeps the model as it
+    is, possibly in the middle of an epoch. This callback keeps a copy of the
+    state after every completed epoch and restores it, and drops the partial
+    epoch from the history, so the model is always that of a whole epoch.
+    """
+
+    def on_train_begin(self, net, **kwargs):
+        self.last_complete_ = _state_copy(net)
+
+    def on_epoch_end(self, net, **kwargs):
+        self.last_complete_ = _state_copy(net)
+
+    def on_train_end(self, net, **kwargs):
         epoch = len(net.history)
-        phase = "training" if training else "validation"
-        raise FloatingPointError(
-            f"The {phase} loss became {value} in epoch {epoch}. The model diverged: "
-            "lower learning_rate, scale X (for example with StandardScaler or "
-            "MinMaxScaler), or pick a likelihood that matches the data."
-        )
+        if self.roll_back(net):
+            warnings.warn(
+                f"Training was interrupted during epoch {epoch}; the model keeps "
+                f"the weights after epoch {epoch - 1}.",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.last_complete_ = None  # free the copy
+
+    def roll_back(self, net):
+        """Restore the last completed epoch if the current one is partial."""
+        if not net.history or "train_loss" in net.history[-1]:
+            return False
+        restore_state(net, self.last_complete_)
+        del net.history[-1]
+        return True
 
 
 class StopWhenConverged(EarlyStopping):
@@ -273,9 +319,21 @@ class _VAENet(NeuralNet):
         return [
             ("epoch_timer", EpochTimer()),
             *passthrough,
-            ("non_finite_loss", StopOnNonFiniteLoss()),
+            ("roll_back_interrupted_epoch", RollBackInterruptedEpoch()),
             ("print_log", PrintLog()),
         ]
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Train on ``X`` from the current state (skorch's ``partial_fit``).
+
+        When the loss stops being finite, the model goes back to the last
+        completed epoch before the error propagates.
+        """
+        try:
+            return super().partial_fit(X, y, classes, **fit_params)
+        except FloatingPointError:
+            dict(self.callbacks_)["roll_back_interrupted_epoch"].roll_back(self)
+            raise
 
     def _warmup(self, training):
         if not training or not self.kl_warmup_epochs:
@@ -284,14 +342,16 @@ class _VAENet(NeuralNet):
         return min(1.0, epoch / self.kl_warmup_epochs)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        terms = self.criterion_(
-            y_pred, X, self.module_.likelihood, self._warmup(training)
-        )
+        warmup = self._warmup(training)
+        terms = self.criterion_(y_pred, X, self.module_.likelihood, warmup)
+        reconstruction, kl = terms.reconstruction.item(), terms.kl.item()
+        # Raising here, inside the optimizer's closure, stops training before
+        # a non-finite loss can turn the weights into NaN.
+        if not (math.isfinite(reconstruction) and math.isfinite(kl)):
+            raise _divergence_error(self, training, reconstruction, kl)
         prefix = "train" if training else "valid"
-        self.history.record_batch(
-            f"{prefix}_reconstruction", terms.reconstruction.item()
-        )
-        self.history.record_batch(f"{prefix}_kl", terms.kl.item())
+        self.history.record_batch(f"{prefix}_reconstruction", reconstruction)
+        self.history.record_batch(f"{prefix}_kl", kl)
         return terms.loss
 
     # -- inference: no_grad, eval mode, batches moved to the net's device --

@@ -1,0 +1,277 @@
+"""Bad input gives a clear error before training; nothing fails silently."""
+
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from numpy.testing import assert_array_equal
+from sklearn.exceptions import NotFittedError
+from skorch.callbacks import Callback
+
+from skvae import VAETransformer
+
+rng = np.random.RandomState(0)
+GOOD = rng.rand(20, 4)
+
+# (name, X, exception, message pattern): fit() must raise this, naming the fix.
+BAD_TRAINING_DATA = [
+    ("nan", np.where(GOOD > 0.9, np.nan, GOOD), ValueError, "NaN"),
+    ("inf", np.where(GOOD > 0.9, np.inf, GOOD), ValueError, "infinity"),
+    ("strings", np.array([["a", "b"], ["c", "d"]]), ValueError, "convert string"),
+    ("objects", np.array([[{}, 1.0]], dtype=object), TypeError, "dict"),
+    ("complex", GOOD + 1j, ValueError, "Complex data not supported"),
+    ("1-d", GOOD[:, 0], ValueError, "(?s)Expected 2D array.*reshape"),
+    ("3-d", GOOD.reshape(5, 4, 4), ValueError, "dim 3"),
+    ("no samples", np.empty((0, 4)), ValueError, "0 sample"),
+    ("no features", np.empty((5, 0)), ValueError, "0 feature"),
+    ("huge", np.full((3, 2), 1e30), ValueError, "Scale X"),
+    ("beyond float32", np.full((3, 2), 1e300), ValueError, "Scale X"),
+    ("sparse", sp.csr_matrix(GOOD), TypeError, "dense data is required"),
+    (
+        "mixed DataFrame",
+        pd.DataFrame({"a": [0.1, 0.2], "b": ["x", "y"]}),
+        ValueError,
+        "convert string",
+    ),
+    ("outside [0, 1]", GOOD * 3, ValueError, "MinMaxScaler"),
+    ("list of ragged rows", [[0.1, 0.2], [0.3]], ValueError, "inhomogeneous"),
+]
+
+
+@pytest.mark.parametrize(
+    "X, exception, match",
+    [case[1:] for case in BAD_TRAINING_DATA],
+    ids=[case[0] for case in BAD_TRAINING_DATA],
+)
+def test_bad_training_data_is_a_clear_error(X, exception, match):
+    vae = VAETransformer(max_epochs=1)
+    with pytest.raises(exception, match=match):
+        vae.fit(X)
+    assert not hasattr(vae, "net_")
+
+
+def test_edge_cases_that_are_fine():
+    # A single sample, constant columns and a mixed int/float DataFrame train.
+    VAETransformer(max_epochs=2).fit(GOOD[:1])
+    X = np.column_stack([GOOD, np.zeros(20), np.ones(20)])
+    Z = VAETransformer(likelihood="gaussian", max_epochs=2).fit_transform(X)
+    assert np.all(np.isfinite(Z))
+    df = pd.DataFrame({"a": [0, 1, 1], "b": [0.5, 0.25, 1.0]})
+    VAETransformer(max_epochs=1).fit(df)
+
+
+def test_early_stopping_needs_two_samples():
+    with pytest.raises(ValueError, match="validation_fraction"):
+        VAETransformer(early_stopping=True).fit(GOOD[:1])
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return VAETransformer(max_epochs=2, random_state=0).fit(GOOD)
+
+
+@pytest.mark.parametrize(
+    "method", ["transform", "inverse_transform", "score_samples", "score", "sample"]
+)
+def test_methods_need_a_fitted_model(method):
+    args = () if method == "sample" else (GOOD,)
+    with pytest.raises(NotFittedError):
+        getattr(VAETransformer(), method)(*args)
+
+
+@pytest.mark.parametrize("method", ["transform", "score_samples", "partial_fit"])
+def test_wrong_number_of_features(fitted, method):
+    with pytest.raises(ValueError, match="X has 3 features.*expecting 4"):
+        getattr(fitted, method)(GOOD[:, :3])
+
+
+def test_wrong_latent_dimension(fitted):
+    with pytest.raises(ValueError, match="n_components=2"):
+        fitted.inverse_transform(GOOD)
+
+
+def test_feature_names_must_match_those_seen_in_fit():
+    df = pd.DataFrame(GOOD, columns=list("abcd"))
+    vae = VAETransformer(max_epochs=1).fit(df)
+    with pytest.raises(ValueError, match="feature names should match"):
+        vae.transform(df.rename(columns={"a": "z"}))
+
+
+# ---------------------------------------------------------------- fuzzing
+DTYPES = st.sampled_from([np.float64, np.float32, np.int64, np.bool_, np.complex128])
+SHAPES = st.tuples(st.integers(0, 4), st.integers(0, 5))
+ALLOWED = (ValueError, TypeError)
+
+
+@st.composite
+def inputs(draw):
+    dtype = draw(DTYPES)
+    shape = draw(SHAPES)
+    if dtype is np.bool_:
+        elements = st.booleans()
+    elif dtype is np.int64:
+        elements = st.integers(-3, 3)
+    elif dtype is np.complex128:
+        elements = st.complex_numbers(max_magnitude=2)
+    else:
+        elements = st.floats(allow_nan=True, allow_infinity=True, width=32)
+    return draw(arrays(dtype, shape, elements=elements))
+
+
+FUZZ = settings(
+    deadline=None,
+    max_examples=60,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+@FUZZ
+@given(X=inputs(), likelihood=st.sampled_from(["bernoulli", "gaussian"]))
+def test_fit_on_arbitrary_arrays(X, likelihood):
+    vae = VAETransformer(likelihood=likelihood, max_epochs=1, random_state=0)
+    try:
+        vae.fit(X)
+    except ALLOWED:
+        assert not hasattr(vae, "net_")
+        return
+    Z = vae.transform(X)
+    assert Z.shape == (X.shape[0], 2) and np.all(np.isfinite(Z))
+    assert np.all(np.isfinite(vae.score_samples(X)))
+
+
+@FUZZ
+@given(X=inputs())
+def test_inference_on_arbitrary_arrays(fitted, X):
+    for method in (fitted.transform, fitted.score_samples, fitted.inverse_transform):
+        try:
+            out = method(X)
+        except ALLOWED:
+            continue
+        assert len(out) == len(X) and np.all(np.isfinite(out))
+
+
+@FUZZ
+@given(n=st.one_of(st.integers(-2, 50), st.floats(-1, 5), st.text(max_size=2)))
+def test_sample_on_arbitrary_counts(fitted, n):
+    try:
+        out = fitted.sample(n, random_state=0)
+    except ValueError:
+        return
+    assert out.shape == (n, 4) and np.all(np.isfinite(out))
+
+
+# ------------------------------------------------------- training gone wrong
+class Poison(Callback):
+    """Make the loss non-finite from a given epoch on (a diverging run)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        if training and len(net.history) >= self.epoch:
+            batch[0].fill_(float("nan"))
+
+
+def test_divergence_in_fit_stops_at_once_and_leaves_the_model_unfitted():
+    vae = VAETransformer(max_epochs=5, callbacks=[Poison(epoch=2)])
+    with pytest.raises(FloatingPointError, match="epoch 2.*learning_rate.*scale X"):
+        vae.fit(GOOD)
+    assert not hasattr(vae, "net_") and not hasattr(vae, "n_iter_")
+
+
+def test_divergence_in_partial_fit_keeps_the_last_good_model():
+    X = GOOD.copy()
+    vae = VAETransformer(random_state=0).partial_fit(X)
+    before = vae.transform(X)
+    vae.net_.callbacks_.append(("poison", Poison(epoch=2).initialize()))
+    with pytest.raises(FloatingPointError, match="not finite"):
+        vae.partial_fit(X)
+    assert all(torch.isfinite(p).all() for p in vae.net_.module_.parameters())
+    assert_array_equal(vae.transform(X), before)
+    assert len(vae.net_.history) == 1
+
+
+def test_a_huge_learning_rate_is_stopped_with_advice(blobs):
+    X, _ = blobs
+    vae = VAETransformer(likelihood="gaussian", learning_rate=1e12, max_epochs=50)
+    with pytest.raises(FloatingPointError, match="Lower learning_rate"):
+        vae.fit(X * 1e6)
+
+
+class Interrupt(Callback):
+    """Press Ctrl-C in the middle of an epoch."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_batch_end(self, net, training=None, **kwargs):
+        if (
+            training
+            and len(net.history) == self.epoch
+            and len(net.history[-1]["batches"]) == 2
+        ):
+            raise KeyboardInterrupt
+
+
+class RecordWeights(Callback):
+    def on_train_begin(self, net, **kwargs):
+        self.weights = []
+
+    def on_epoch_end(self, net, **kwargs):
+        self.weights.append([p.detach().clone() for p in net.module_.parameters()])
+
+
+def test_ctrl_c_keeps_the_model_of_the_last_completed_epoch(digits):
+    X, _ = digits
+    recorder = RecordWeights()
+    vae = VAETransformer(
+        max_epochs=10, batch_size=64, callbacks=[recorder, Interrupt(3)]
+    )
+    with pytest.warns(UserWarning, match="interrupted during epoch 3"):
+        vae.fit(X)
+    assert vae.n_iter_ == 2 and len(vae.loss_curve_) == 2
+    for now, then in zip(vae.net_.module_.parameters(), recorder.weights[1]):
+        assert torch.equal(now, then)
+    assert vae.transform(X).shape == (len(X), 2)  # usable
+
+
+# ------------------------------------------------- determinism, concurrency
+def test_inference_does_not_change_the_model(fitted):
+    state = {k: v.clone() for k, v in fitted.net_.module_.state_dict().items()}
+    fitted.transform(GOOD), fitted.score(GOOD), fitted.sample(3)
+    fitted.inverse_transform(GOOD[:, :2])
+    for k, v in fitted.net_.module_.state_dict().items():
+        assert torch.equal(v, state[k])
+
+
+def test_transform_from_eight_threads_matches_one_call(digits):
+    X, _ = digits
+    vae = VAETransformer(max_epochs=2, random_state=0).fit(X)
+    expected_z, expected_s = vae.transform(X), vae.score_samples(X)
+    barrier = threading.Barrier(8)
+
+    def work(_):
+        barrier.wait()
+        return vae.transform(X), vae.score_samples(X)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(8)))
+    for z, s in results:
+        assert_array_equal(z, expected_z)
+        assert_array_equal(s, expected_s)
+
+
+def test_no_warnings_on_clean_input(digits):
+    X, _ = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        vae = VAETransformer(max_epochs=2, random_state=0).fit(X)
+        vae.transform(X), vae.score(X), vae.sample(2), vae.inverse_transform(X[:, :2])
