@@ -13,6 +13,7 @@ from sklearn.base import (
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch.callbacks import ProgressBar
 
 from ._likelihoods import _LIKELIHOODS
 from ._modules import _ACTIVATIONS, VAEModule
@@ -155,7 +156,8 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         device gives the same model.
 
     verbose : int, default=0
-        0 is silent; 1 prints the losses after each epoch.
+        0 is silent; 1 or more shows a progress bar during each epoch and
+        prints the losses (and their reconstruction and KL terms) after it.
 
     Attributes
     ----------
@@ -392,6 +394,10 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             skip_epochs=0 if self.early_stopping else self.kl_warmup_epochs,
         )
         callbacks = [("stop_when_converged", stopper)]
+        if self.verbose:
+            # A bar per epoch with the running batch loss; PrintLog adds the
+            # table row (losses, KL and reconstruction terms, time) at its end.
+            callbacks.append(("progress_bar", ProgressBar(batches_per_epoch="count")))
         callbacks += list(self.callbacks or [])
         return _VAENet(
             VAEModule,

@@ -389,15 +389,18 @@ def test_trains_and_infers_on_the_gpu(digits):
 def test_verbose_prints_the_loss_per_epoch(binary, capsys):
     X, _ = binary
     VAETransformer(max_epochs=3, verbose=1).fit(X)
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "train_loss" in out and "train_kl" in out
+    assert "train_loss=" in captured.err  # the progress bar
     assert len([line for line in out.splitlines() if line.strip()[:1].isdigit()]) == 3
 
 
 def test_silent_by_default(binary, capsys):
     X, _ = binary
     VAETransformer(max_epochs=3, early_stopping=True, n_iter_no_change=1).fit(X)
-    assert capsys.readouterr().out == ""
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
 
 
 # -------------------------------------------------------- training controls
