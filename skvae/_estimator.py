@@ -441,7 +441,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             self.best_epoch_ = self.n_iter_
 
     # ------------------------------------------------------------ inference
-    def transform(self, X):
+    def transform(self, X, return_std=False):
         """Encode ``X`` as the mean of the approximate posterior q(z | x).
 
         Parameters
@@ -449,14 +449,26 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         X : array-like of shape (n_samples, n_features)
             Data to encode.
 
+        return_std : bool, default=False
+            Also return the posterior standard deviation of each latent
+            dimension: how uncertain the encoder is about each code.
+
         Returns
         -------
         X_new : ndarray of shape (n_samples, n_components)
             Latent codes, in the float dtype of ``X``.
+
+        X_std : ndarray of shape (n_samples, n_components)
+            Posterior standard deviations. Only returned when
+            ``return_std=True``.
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        z_mean, _ = self.net_.encode(to_tensor(X), _INFERENCE_ROWS)
+        z_mean, z_logvar = self.net_.encode(to_tensor(X), _INFERENCE_ROWS)
+        if return_std:
+            return to_numpy(z_mean, X.dtype), to_numpy(
+                torch.exp(0.5 * z_logvar), X.dtype
+            )
         return to_numpy(z_mean, X.dtype)
 
     def inverse_transform(self, X):

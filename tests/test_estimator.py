@@ -92,6 +92,17 @@ def test_transform_is_the_deterministic_posterior_mean(fitted_vae, digits):
     assert_allclose(Z[:5], z_mean.detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_transform_can_return_the_posterior_std(fitted_vae, digits):
+    X, _ = digits
+    Z, Z_std = fitted_vae.transform(X, return_std=True)
+    assert_array_equal(Z, fitted_vae.transform(X))
+    assert Z_std.shape == Z.shape and np.all(Z_std > 0)
+    _, z_logvar = fitted_vae.net_.module_.encoder(
+        torch.tensor(X[:5], dtype=torch.float32)
+    )
+    assert_allclose(Z_std[:5], np.exp(0.5 * z_logvar.detach().numpy()), rtol=1e-5)
+
+
 def test_outputs_keep_the_float_dtype_of_the_input(fitted_vae, digits):
     X32 = digits[0].astype(np.float32)
     assert fitted_vae.transform(X32).dtype == np.float32
