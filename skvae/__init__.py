@@ -1,6 +1,7 @@
 """skvae: variational autoencoders as scikit-learn transformers."""
 
 from ._estimator import VAETransformer
+from ._modules import VAEModule
 from ._plotting import (
     LatentSpaceDisplay,
     LatentTraversalDisplay,
@@ -20,6 +21,7 @@ __all__ = [
     "LossCurveDisplay",
     "ReconstructionDisplay",
     "SamplesDisplay",
+    "VAEModule",
     "VAETransformer",
     "__version__",
 ]

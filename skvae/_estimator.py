@@ -96,6 +96,17 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         (binary or grey levels); ``"gaussian"`` is for real-valued data, with
         a learned standard deviation per feature.
 
+    module : type or None, default=None
+        The PyTorch model class. None uses ``VAEModule``: MLP encoder and
+        decoder built from ``hidden_layer_sizes`` and ``activation``. To plug
+        in other networks (for example convolutional ones for images),
+        subclass ``VAEModule`` and replace its ``encoder`` (``x -> (mean,
+        log_var)``, each of shape ``(batch, n_components)``) and ``decoder``
+        (``z -> params`` of shape ``(batch, n_features *
+        likelihood.n_params_per_feature)``); the class is built with the same
+        keyword arguments as ``VAEModule``. See the gallery example on custom
+        networks.
+
     beta : float, default=1.0
         Weight of the KL term in the loss (``beta > 1`` gives a beta-VAE).
 
@@ -171,7 +182,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     n_features_in_ : int
         Number of features seen during ``fit``.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during ``fit``. Defined only when ``X`` has
         feature names that are all strings.
 
@@ -225,6 +236,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         ],
         "activation": [StrOptions(set(_ACTIVATIONS))],
         "likelihood": [StrOptions(set(_LIKELIHOODS))],
+        "module": [type, None],
         "beta": [Interval(Real, 0, None, closed="left")],
         "kl_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -250,6 +262,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         hidden_layer_sizes=(256,),
         activation="relu",
         likelihood="bernoulli",
+        module=None,
         beta=1.0,
         kl_warmup_epochs=0,
         max_epochs=200,
@@ -271,6 +284,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.likelihood = likelihood
+        self.module = module
         self.beta = beta
         self.kl_warmup_epochs = kl_warmup_epochs
         self.max_epochs = max_epochs
@@ -400,7 +414,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             callbacks.append(("progress_bar", ProgressBar(batches_per_epoch="count")))
         callbacks += list(self.callbacks or [])
         return _VAENet(
-            VAEModule,
+            self._module_class(),
             module__n_features=n_features,
             module__n_components=self.n_components,
             module__hidden_layer_sizes=hidden_layer_sizes,
@@ -423,6 +437,16 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             device=self._device,
             verbose=self.verbose,
         )
+
+    def _module_class(self):
+        if self.module is None:
+            return VAEModule
+        if not issubclass(self.module, torch.nn.Module):
+            raise ValueError(
+                f"module must be a torch.nn.Module subclass (for example a "
+                f"subclass of skvae.VAEModule), got {self.module!r}."
+            )
+        return self.module
 
     def _store_fit_results(self, net):
         history = net.history
@@ -481,7 +505,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
+        X_original : ndarray of shape (n_samples, `n_features_in_`)
             Reconstructed data (for ``"bernoulli"``, probabilities in [0, 1]),
             in the float dtype of the input.
         """
@@ -509,7 +533,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features_in_)
+        X : ndarray of shape (n_samples, `n_features_in_`)
             Generated samples (for ``"bernoulli"``, values in {0, 1}), in the
             float dtype of the training data.
         """
@@ -596,7 +620,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         return self
 
     @classmethod
-    def load(cls, path, device=None):
+    def load(cls, path, device=None, module=None):
         """Load a model written by :meth:`save`.
 
         Loading reads tensors and JSON only and never executes code from the
@@ -613,12 +637,17 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             ``"auto"``). None keeps the device it was trained on, or the CPU
             when that was a GPU that this machine does not have.
 
+        module : type or None, default=None
+            The custom ``module`` class the model was fitted with, if any. The
+            file stores only its name and loading never imports code, so a
+            model with a custom module needs its class passed here.
+
         Returns
         -------
         estimator : VAETransformer
             The fitted estimator, with the same outputs as the saved one.
         """
-        return load_model(cls, path, device=device)
+        return load_model(cls, path, device=device, module=module)
 
     # ----------------------------------------------------------------- meta
     @property

@@ -99,6 +99,14 @@ class Decoder(nn.Module):
 class VAEModule(nn.Module):
     """Encoder, reparameterised sampling, decoder and likelihood.
 
+    This is the default network of ``VAETransformer``. To use other networks,
+    subclass it, call ``super().__init__(...)`` and replace ``self.encoder``
+    (a module mapping ``x`` to ``(mean, log_var)``, each of shape ``(batch,
+    n_components)``) and/or ``self.decoder`` (a module mapping ``z`` to the
+    likelihood's parameters, of shape ``(batch, n_features *
+    self.likelihood.n_params_per_feature)``), then pass the class as
+    ``VAETransformer(module=...)``.
+
     Parameters
     ----------
     n_features : int

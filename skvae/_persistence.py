@@ -68,7 +68,28 @@ def _jsonable_params(estimator):
             stacklevel=3,
         )
     params["hidden_layer_sizes"] = list(np.atleast_1d(params["hidden_layer_sizes"]))
+    params["module"] = _qualified_name(params["module"])
     return json.loads(json.dumps(params, default=int))
+
+
+def _qualified_name(cls):
+    return None if cls is None else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _check_module(saved_name, module):
+    """The class to rebuild a model with; the file only names it."""
+    if _qualified_name(module) == saved_name:
+        return module
+    if module is None:
+        raise ValueError(
+            f"This model was saved with the custom module {saved_name}. Loading "
+            "never imports code named by a file: pass the class yourself, "
+            f"VAETransformer.load(path, module={saved_name.rsplit('.', 1)[-1]})."
+        )
+    raise ValueError(
+        f"module={_qualified_name(module)} does not match the module the model "
+        f"was saved with ({saved_name})."
+    )
 
 
 def save_model(estimator, path):
@@ -188,11 +209,12 @@ def _load_device(device, trained_on):
     return trained_on
 
 
-def load_model(cls, path, device=None):
+def load_model(cls, path, device=None, module=None):
     """Rebuild a fitted estimator of class ``cls`` from a file of ``save_model``."""
     tensors, info = _read(path)
     params = info["params"]
     params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    params["module"] = _check_module(params["module"], module)
     estimator = cls(**params)
     private = info["private"]
     estimator._device = _load_device(device, private["trained_on"])

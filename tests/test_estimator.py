@@ -17,7 +17,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from skvae import VAETransformer
+from skvae import VAEModule, VAETransformer
 from skvae._likelihoods import BernoulliLikelihood, GaussianLikelihood
 
 
@@ -532,3 +532,46 @@ def test_bad_parameters_raise_before_training(binary, params, match):
     X, _ = binary
     with pytest.raises(ValueError, match=match):
         VAETransformer(**params).fit(X)
+
+
+# ------------------------------------------------------- custom networks
+class ConvEncoder(torch.nn.Module):
+    def __init__(self, n_components):
+        super().__init__()
+        self.conv = torch.nn.Sequential(
+            torch.nn.Unflatten(1, (1, 8, 8)),
+            torch.nn.Conv2d(1, 8, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Flatten(),
+        )
+        self.head = torch.nn.Linear(8 * 4 * 4, 2 * n_components)
+
+    def forward(self, x):
+        return self.head(self.conv(x)).chunk(2, dim=-1)
+
+
+class ConvVAE(VAEModule):
+    def __init__(self, n_features, n_components=2, **kwargs):
+        super().__init__(n_features, n_components, **kwargs)
+        self.encoder = ConvEncoder(n_components)
+
+
+def test_a_custom_module_plugs_into_the_estimator(digits, tmp_path):
+    X, _ = digits
+    vae = VAETransformer(module=ConvVAE, max_epochs=5, random_state=0).fit(X)
+    assert isinstance(vae.net_.module_.encoder, ConvEncoder)
+    assert vae.loss_curve_[-1] < vae.loss_curve_[0]
+    assert vae.transform(X).shape == (len(X), 2)
+    vae.save(tmp_path / "conv.safetensors")
+    with pytest.raises(ValueError, match="module=ConvVAE"):
+        VAETransformer.load(tmp_path / "conv.safetensors")
+    loaded = VAETransformer.load(tmp_path / "conv.safetensors", module=ConvVAE)
+    assert_array_equal(loaded.transform(X), vae.transform(X))
+    with pytest.raises(ValueError, match="does not match"):
+        VAETransformer.load(tmp_path / "conv.safetensors", module=VAEModule)
+
+
+def test_module_must_be_a_torch_module(binary):
+    X, _ = binary
+    with pytest.raises(ValueError, match="module must be a torch.nn.Module"):
+        VAETransformer(module=dict).fit(X)
