@@ -3,6 +3,7 @@
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import (
     BaseEstimator,
@@ -15,16 +16,11 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import ProgressBar
 
+from ._data import BatchIterator, HoldoutSplit, InMemoryDataset, as_rows
 from ._likelihoods import _LIKELIHOODS
 from ._modules import _ACTIVATIONS, VAEModule
 from ._persistence import load_model, save_model
-from ._training import (
-    BatchIterator,
-    HoldoutSplit,
-    InMemoryDataset,
-    StopWhenConverged,
-    _VAENet,
-)
+from ._training import StopWhenConverged, _VAENet
 from ._utils import draw_seed, resolve_device, to_numpy, to_tensor, torch_seeded
 
 _OPTIMIZERS = {
@@ -35,8 +31,10 @@ _OPTIMIZERS = {
 }
 
 # Rows per forward pass at inference time: large batches amortise the Python
-# overhead and the memory cost stays small (rows x widest layer x 4 bytes).
+# overhead; the cap on rows x features (64 MiB of float32) bounds the memory
+# of a densified sparse batch and of the decoder's output.
 _INFERENCE_ROWS = 4096
+_INFERENCE_ENTRIES = 2**24
 
 # Largest magnitude accepted in X: its square still fits in float32.
 _LARGEST_VALUE = float(np.sqrt(np.finfo(np.float32).max))
@@ -95,6 +93,13 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Observation model p(x | z). ``"bernoulli"`` is for data in [0, 1]
         (binary or grey levels); ``"gaussian"`` is for real-valued data, with
         a learned standard deviation per feature.
+
+    missing_values : None or np.nan, default=None
+        None rejects NaN in X. ``np.nan`` treats NaN entries as missing: they
+        are left out of the reconstruction term in training and in
+        ``score_samples``, the encoder sees them as zeros, and
+        ``inverse_transform(transform(X))`` fills them, so the model doubles as
+        an imputer.
 
     module : type or None, default=None
         The PyTorch model class. None uses ``VAEModule``: MLP encoder and
@@ -236,6 +241,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         ],
         "activation": [StrOptions(set(_ACTIVATIONS))],
         "likelihood": [StrOptions(set(_LIKELIHOODS))],
+        "missing_values": [None, Real],
         "module": [type, None],
         "beta": [Interval(Real, 0, None, closed="left")],
         "kl_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
@@ -262,6 +268,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         hidden_layer_sizes=(256,),
         activation="relu",
         likelihood="bernoulli",
+        missing_values=None,
         module=None,
         beta=1.0,
         kl_warmup_epochs=0,
@@ -284,6 +291,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.likelihood = likelihood
+        self.missing_values = missing_values
         self.module = module
         self.beta = beta
         self.kl_warmup_epochs = kl_warmup_epochs
@@ -309,9 +317,9 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data. With ``likelihood="bernoulli"`` all values must lie
-            in [0, 1].
+            in [0, 1]. Sparse matrices are densified one batch at a time.
 
         y : Ignored
             Not used, present for API consistency by convention.
@@ -363,6 +371,11 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             raise
 
     def _train(self, net, X, epochs, reset):
+        if self._missing and not np.isnan(self.missing_values):
+            raise ValueError(
+                "missing_values must be None or np.nan, got "
+                f"{self.missing_values!r}. Replace other markers by np.nan first."
+            )
         hidden_layer_sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
         X = self._validate_X(X, reset=reset)
         if reset:
@@ -371,7 +384,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             self._device = resolve_device(self.device)
             self._dtype = X.dtype
             net = self._build_net(X.shape[1], hidden_layer_sizes)
-        dataset = InMemoryDataset(to_tensor(X).to(self._device))
+        dataset = self._dataset(X, self._device)
         with torch_seeded(draw_seed(self._rng), self._device):
             if reset:
                 net.initialize()
@@ -379,17 +392,43 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self._store_fit_results(net)
         return self
 
-    def _validate_X(self, X, reset):
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
-        largest = max(float(X.max()), -float(X.min()))
+    def _validate_X(self, X, reset, check_support=True):
+        """Validated X (dense or CSR/CSC), NaN allowed only for missing values."""
+        X = validate_data(
+            self,
+            X,
+            accept_sparse=("csr", "csc"),
+            dtype=[np.float64, np.float32],
+            ensure_all_finite="allow-nan" if self._missing else True,
+            reset=reset,
+        )
+        values = X.data if sp.issparse(X) else X
+        if self._missing:
+            values = values[~np.isnan(values)]
+        if values.size == 0:
+            return X
+        largest = max(float(values.max()), -float(values.min()))
         if largest > _LARGEST_VALUE:
             raise ValueError(
                 f"X contains values as large as {largest:.3g}; the model computes "
                 "in float32, where squares of such values overflow. Scale X first, "
                 "for example with sklearn.preprocessing.StandardScaler."
             )
-        _LIKELIHOODS[self.likelihood].check_support(X)
+        if check_support:
+            _LIKELIHOODS[self.likelihood].check_support(values)
         return X
+
+    @property
+    def _missing(self):
+        """Whether NaN entries of X mark missing values."""
+        return self.missing_values is not None
+
+    @property
+    def _inference_rows(self):
+        return max(1, min(_INFERENCE_ROWS, _INFERENCE_ENTRIES // self.n_features_in_))
+
+    def _dataset(self, X, device="cpu"):
+        return InMemoryDataset(as_rows(X, device), missing=self._missing)
 
     def _build_net(self, n_features, hidden_layer_sizes):
         # As in MLPClassifier: stop once the monitored loss has not improved by
@@ -487,8 +526,8 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             ``return_std=True``.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        z_mean, z_logvar = self.net_.encode(to_tensor(X), _INFERENCE_ROWS)
+        X = self._validate_X(X, reset=False, check_support=False)
+        z_mean, z_logvar = self.net_.encode(self._dataset(X), self._inference_rows)
         if return_std:
             return to_numpy(z_mean, X.dtype), to_numpy(
                 torch.exp(0.5 * z_logvar), X.dtype
@@ -516,7 +555,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 f"X has {Z.shape[1]} features, but inverse_transform expects "
                 f"n_components={self.n_components} latent dimensions."
             )
-        X_mean = self.net_.decode_mean(to_tensor(Z), _INFERENCE_ROWS)
+        X_mean = self.net_.decode_mean(to_tensor(Z), self._inference_rows)
         return to_numpy(X_mean, Z.dtype)
 
     def sample(self, n_samples=1, random_state=None):
@@ -541,7 +580,9 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         if not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
         seed = draw_seed(check_random_state(random_state))
-        X = self.net_.sample(int(n_samples), self.n_components, seed, _INFERENCE_ROWS)
+        X = self.net_.sample(
+            int(n_samples), self.n_components, seed, self._inference_rows
+        )
         return to_numpy(X, self._dtype)
 
     def score_samples(self, X):
@@ -565,11 +606,11 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         log_px = self.net_.log_marginal_likelihood(
-            to_tensor(X),
+            self._dataset(X),
             self.n_components,
             self.n_score_samples,
             self._score_seed,
-            _INFERENCE_ROWS,
+            self._inference_rows,
         )
         return to_numpy(log_px, X.dtype)
 
@@ -658,6 +699,8 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.sparse = True
+        tags.input_tags.allow_nan = self.missing_values is not None
         return tags
 
 

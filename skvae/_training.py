@@ -16,6 +16,7 @@ from skorch.callbacks import (
 )
 from torch import nn
 
+from ._data import InMemoryDataset, iter_rows
 from ._utils import row_keyed_normal
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -39,6 +40,12 @@ def gaussian_kl(z_mean, z_logvar):
     return 0.5 * (z_mean.square() + torch.expm1(z_logvar) - z_logvar).sum(dim=-1)
 
 
+def _log_prob(likelihood, x, params, mask):
+    if mask is None:
+        return likelihood.log_prob(x, params)
+    return likelihood.log_prob(x, params, mask=mask)
+
+
 class ELBOTerms(NamedTuple):
     """Batch means of the loss and of its two terms."""
 
@@ -47,7 +54,7 @@ class ELBOTerms(NamedTuple):
     kl: torch.Tensor
 
 
-def negative_elbo(output, x, likelihood, kl_weight=1.0):
+def negative_elbo(output, x, likelihood, kl_weight=1.0, mask=None):
     """Negative evidence lower bound of a batch.
 
     The reconstruction term is the negative log-likelihood summed over
@@ -62,17 +69,19 @@ def negative_elbo(output, x, likelihood, kl_weight=1.0):
     likelihood : Likelihood
     kl_weight : float, default=1.0
         Multiplier of the KL term (``beta`` times the warm-up factor).
+    mask : bool Tensor of shape (batch, n_features) or None
+        Observed entries; missing ones do not enter the reconstruction term.
 
     Returns
     -------
     terms : ELBOTerms
     """
-    reconstruction = -likelihood.log_prob(x, output.x_params).mean()
+    reconstruction = -_log_prob(likelihood, x, output.x_params, mask).mean()
     kl = gaussian_kl(output.z_mean, output.z_logvar).mean()
     return ELBOTerms(reconstruction + kl_weight * kl, reconstruction, kl)
 
 
-def log_marginal_likelihood(module, x, eps):
+def log_marginal_likelihood(module, x, eps, mask=None):
     """Importance-weighted estimate of log p(x) per sample.
 
     With K = ``len(eps)`` draws this is the IWAE bound
@@ -85,6 +94,8 @@ def log_marginal_likelihood(module, x, eps):
     x : Tensor of shape (batch, n_features)
     eps : Tensor of shape (K, batch, n_components)
         Standard normal draws, turned into z = mean + std * eps.
+    mask : bool Tensor of shape (batch, n_features) or None
+        Observed entries: the estimate is then of the observed part of x.
 
     Returns
     -------
@@ -95,7 +106,9 @@ def log_marginal_likelihood(module, x, eps):
     n_draws, batch = eps.shape[:2]
     params = module.decoder(z.reshape(n_draws * batch, -1))
     x_rep = x.expand(n_draws, *x.shape).reshape(n_draws * batch, -1)
-    log_px_z = module.likelihood.log_prob(x_rep, params).reshape(n_draws, batch)
+    if mask is not None:
+        mask = mask.expand(n_draws, *mask.shape).reshape(n_draws * batch, -1)
+    log_px_z = _log_prob(module.likelihood, x_rep, params, mask).reshape(n_draws, batch)
     if n_draws == 1:
         return log_px_z[0] - gaussian_kl(z_mean, z_logvar)
     log_pz = -0.5 * (z.square() + _LOG_2PI).sum(dim=-1)
@@ -110,107 +123,9 @@ class NegativeELBO(nn.Module):
         super().__init__()
         self.beta = beta
 
-    def forward(self, output, x, likelihood, warmup=1.0):
-        return negative_elbo(output, x, likelihood, kl_weight=self.beta * warmup)
-
-
-# --------------------------------------------------------------------------
-# Data: one tensor, batches by index slicing
-# --------------------------------------------------------------------------
-class InMemoryDataset(torch.utils.data.Dataset):
-    """Rows of one tensor, optionally restricted to a subset of row indices.
-
-    Parameters
-    ----------
-    X : Tensor of shape (n_samples, n_features)
-    indices : Tensor of int64 or None
-        Rows that belong to this dataset (all rows when None).
-    """
-
-    def __init__(self, X, indices=None):
-        self.X = X
-        self.indices = indices
-
-    def __len__(self):
-        return len(self.X) if self.indices is None else len(self.indices)
-
-    def __getitem__(self, i):
-        row = i if self.indices is None else self.indices[i]
-        return self.X[row], 0
-
-
-class BatchIterator:
-    """Yield ``(X_batch, None)`` from an ``InMemoryDataset`` by index slices.
-
-    This replaces a ``DataLoader`` with per-sample ``__getitem__`` and
-    collation: one ``randperm`` per epoch and one gather per batch.
-
-    Parameters
-    ----------
-    dataset : InMemoryDataset
-    batch_size : int, default=128
-    shuffle : bool, default=False
-    device : str or torch.device, default="cpu"
-        Where batches are sent, if the data lives elsewhere.
-    """
-
-    def __init__(self, dataset, batch_size=128, shuffle=False, device="cpu"):
-        self.dataset = dataset
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.device = device
-
-    def __len__(self):
-        return math.ceil(len(self.dataset) / self.batch_size)
-
-    def _order(self):
-        X, indices = self.dataset.X, self.dataset.indices
-        if not self.shuffle:
-            return indices
-        order = torch.randperm(len(self.dataset), device=X.device)
-        return order if indices is None else indices[order]
-
-    def __iter__(self):
-        X, order, size = self.dataset.X, self._order(), self.batch_size
-        for start in range(0, len(self.dataset), size):
-            if order is None:
-                batch = X[start : start + size]
-            else:
-                batch = X[order[start : start + size]]
-            yield batch.to(self.device, non_blocking=True), None
-
-
-class HoldoutSplit:
-    """skorch ``train_split`` that holds out a random fraction of the rows.
-
-    Parameters
-    ----------
-    fraction : float
-        Share of rows used for validation.
-    seed : int
-        Seed of the permutation.
-    """
-
-    def __init__(self, fraction, seed):
-        self.fraction = fraction
-        self.seed = seed
-
-    def __call__(self, dataset, y=None, **fit_params):
-        n_samples = len(dataset)
-        n_valid = max(1, round(self.fraction * n_samples))
-        if n_valid >= n_samples:
-            raise ValueError(
-                f"validation_fraction={self.fraction} leaves no training rows "
-                f"out of {n_samples}; lower it or pass more samples."
-            )
-        generator = torch.Generator().manual_seed(self.seed)
-        order = torch.randperm(n_samples, generator=generator).to(dataset.X.device)
-        if dataset.indices is not None:
-            order = dataset.indices[order]
-        return (
-            InMemoryDataset(dataset.X, order[n_valid:]),
-            InMemoryDataset(dataset.X, order[:n_valid]),
-        )
+    def forward(self, output, x, likelihood, warmup=1.0, mask=None):
+        kl_weight = self.beta * warmup
+        return negative_elbo(output, x, likelihood, kl_weight=kl_weight, mask=mask)
 
 
 # --------------------------------------------------------------------------
@@ -343,7 +258,8 @@ class _VAENet(NeuralNet):
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         warmup = self._warmup(training)
-        terms = self.criterion_(y_pred, X, self.module_.likelihood, warmup)
+        # y_true is the batch's observation mask (None without missing values).
+        terms = self.criterion_(y_pred, X, self.module_.likelihood, warmup, y_true)
         reconstruction, kl = terms.reconstruction.item(), terms.kl.item()
         # Raising here, inside the optimizer's closure, stops training before
         # a non-finite loss can turn the weights into NaN.
@@ -355,26 +271,26 @@ class _VAENet(NeuralNet):
         return terms.loss
 
     # -- inference: no_grad, eval mode, batches moved to the net's device --
-    def _batches(self, X, batch_size):
-        for start in range(0, len(X), batch_size):
-            yield X[start : start + batch_size].to(self.device, non_blocking=True)
+    def _batches(self, dataset, batch_size):
+        for x, mask in iter_rows(dataset, batch_size):
+            yield x.to(self.device, non_blocking=True)
 
     @torch.no_grad()
-    def encode(self, X, batch_size):
-        """Posterior means and log-variances of the rows of the tensor ``X``."""
+    def encode(self, dataset, batch_size):
+        """Posterior means and log-variances of the rows of a dataset."""
         self._set_training(False)
-        parts = [self.module_.encoder(xb) for xb in self._batches(X, batch_size)]
+        parts = [self.module_.encoder(x) for x in self._batches(dataset, batch_size)]
         return tuple(torch.cat([p[i].cpu() for p in parts]) for i in range(2))
 
     @torch.no_grad()
     def decode_mean(self, Z, batch_size):
-        """Likelihood means for the latent codes ``Z``."""
+        """Likelihood means for the latent codes in the tensor ``Z``."""
         self._set_training(False)
         module = self.module_
         return torch.cat(
             [
-                module.likelihood.mean(module.decoder(zb)).cpu()
-                for zb in self._batches(Z, batch_size)
+                module.likelihood.mean(module.decoder(z)).cpu()
+                for z in self._batches(InMemoryDataset(Z), batch_size)
             ]
         )
 
@@ -393,19 +309,19 @@ class _VAENet(NeuralNet):
         return torch.cat(out)
 
     @torch.no_grad()
-    def log_marginal_likelihood(self, X, n_components, n_draws, seed, batch_size):
-        """Importance-weighted log p(x) of the rows of ``X``, shape (n_samples,).
+    def log_marginal_likelihood(self, dataset, n_components, n_draws, seed, batch_size):
+        """Importance-weighted log p(x) of the rows of a dataset, shape (n_samples,).
 
         The draws for each row are keyed by its values (``row_keyed_normal``),
-        so a row's estimate does not depend on the rest of ``X``.
+        so a row's estimate does not depend on the other rows.
         """
         self._set_training(False)
         # K draws per row: shrink the batch so the decoder sees ~batch_size rows.
         rows = max(1, batch_size // n_draws)
         out = []
-        for start in range(0, len(X), rows):
-            xb = X[start : start + rows]
-            eps = row_keyed_normal(xb, n_draws, n_components, seed).to(self.device)
-            xb = xb.to(self.device, non_blocking=True)
-            out.append(log_marginal_likelihood(self.module_, xb, eps).cpu())
+        for x, mask in iter_rows(dataset, rows):
+            eps = row_keyed_normal(x, n_draws, n_components, seed).to(self.device)
+            x = x.to(self.device, non_blocking=True)
+            mask = None if mask is None else mask.to(self.device)
+            out.append(log_marginal_likelihood(self.module_, x, eps, mask).cpu())
         return torch.cat(out)

@@ -575,3 +575,39 @@ def test_module_must_be_a_torch_module(binary):
     X, _ = binary
     with pytest.raises(ValueError, match="module must be a torch.nn.Module"):
         VAETransformer(module=dict).fit(X)
+
+
+# ---------------------------------------------------------- sparse input
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_input_gives_the_same_model_as_dense(binary, fmt):
+    import scipy.sparse as sp
+
+    X, _ = binary
+    params = dict(max_epochs=3, batch_size=16, random_state=0)
+    dense = VAETransformer(**params).fit(X)
+    sparse = VAETransformer(**params).fit(sp.csr_matrix(X).asformat(fmt))
+    X_sparse = sp.csr_matrix(X).asformat(fmt)
+    assert_allclose(sparse.transform(X_sparse), dense.transform(X), rtol=1e-5)
+    assert_allclose(sparse.score_samples(X_sparse), dense.score_samples(X), rtol=1e-5)
+
+
+def test_sparse_input_is_never_densified_as_a_whole(monkeypatch):
+    import scipy.sparse as sp
+
+    X = sp.random(1500, 20000, density=0.001, format="csr", random_state=0)
+    X.data[:] = 1.0
+    densified = []
+    original = sp.csr_matrix.toarray
+
+    def recording_toarray(self, *args, **kwargs):
+        densified.append(self.shape[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(sp.csr_matrix, "toarray", recording_toarray)
+    vae = VAETransformer(
+        hidden_layer_sizes=(8,), max_epochs=1, batch_size=100, random_state=0
+    ).fit(X)
+    assert densified and max(densified) == 100  # training batches
+    densified.clear()
+    vae.transform(X), vae.score_samples(X)
+    assert densified and max(densified) < X.shape[0]  # inference batches

@@ -12,14 +12,7 @@ from numpy.testing import assert_allclose
 
 from skvae._likelihoods import BernoulliLikelihood
 from skvae._modules import VAEModule, VAEOutput
-from skvae._training import (
-    BatchIterator,
-    HoldoutSplit,
-    InMemoryDataset,
-    gaussian_kl,
-    log_marginal_likelihood,
-    negative_elbo,
-)
+from skvae._training import gaussian_kl, log_marginal_likelihood, negative_elbo
 from skvae._utils import row_keyed_normal
 
 floats = st.floats(-5, 5)
@@ -96,32 +89,3 @@ def test_row_keyed_draws_depend_only_on_the_row():
     # Statistically standard normal.
     big = row_keyed_normal(torch.rand(5000, 3), 10, 2, seed=0)
     assert abs(big.mean().item()) < 0.02 and abs(big.std().item() - 1) < 0.02
-
-
-def test_batch_iterator_visits_every_row_once_per_epoch():
-    X = torch.arange(10, dtype=torch.float32)[:, None]
-    batches = list(BatchIterator(InMemoryDataset(X), batch_size=3, shuffle=True))
-    assert [len(xb) for xb, _ in batches] == [3, 3, 3, 1]
-    seen = torch.cat([xb for xb, _ in batches]).flatten()
-    assert sorted(seen.tolist()) == list(range(10))
-    assert not torch.equal(seen, X.flatten())  # shuffled
-    ordered = torch.cat([xb for xb, _ in BatchIterator(InMemoryDataset(X), 4)])
-    assert torch.equal(ordered, X)
-    assert len(BatchIterator(InMemoryDataset(X), 4)) == 3
-
-
-def test_holdout_split_is_a_disjoint_seeded_partition():
-    X = torch.arange(20, dtype=torch.float32)[:, None]
-    train, valid = HoldoutSplit(0.25, seed=0)(InMemoryDataset(X))
-    assert len(train) == 15 and len(valid) == 5
-    rows = torch.cat([train.indices, valid.indices]).sort().values
-    assert torch.equal(rows, torch.arange(20))
-    again, _ = HoldoutSplit(0.25, seed=0)(InMemoryDataset(X))
-    assert torch.equal(again.indices, train.indices)
-    valid_rows = torch.cat([xb for xb, _ in BatchIterator(valid, 2)]).flatten()
-    assert torch.equal(valid_rows.long(), valid.indices)
-
-
-def test_holdout_split_needs_a_training_row():
-    with pytest.raises(ValueError, match="validation_fraction"):
-        HoldoutSplit(0.5, seed=0)(InMemoryDataset(torch.zeros(1, 2)))

@@ -34,7 +34,12 @@ BAD_TRAINING_DATA = [
     ("no features", np.empty((5, 0)), ValueError, "0 feature"),
     ("huge", np.full((3, 2), 1e30), ValueError, "Scale X"),
     ("beyond float32", np.full((3, 2), 1e300), ValueError, "Scale X"),
-    ("sparse", sp.csr_matrix(GOOD), TypeError, "dense data is required"),
+    (
+        "sparse with NaN",
+        sp.csr_matrix(np.where(GOOD > 0.9, np.nan, GOOD)),
+        ValueError,
+        "NaN",
+    ),
     (
         "mixed DataFrame",
         pd.DataFrame({"a": [0.1, 0.2], "b": ["x", "y"]}),
@@ -66,6 +71,8 @@ def test_edge_cases_that_are_fine():
     assert np.all(np.isfinite(Z))
     df = pd.DataFrame({"a": [0, 1, 1], "b": [0.5, 0.25, 1.0]})
     VAETransformer(max_epochs=1).fit(df)
+    # Sparse matrices of any scipy format are accepted (as CSR).
+    VAETransformer(max_epochs=1).fit(sp.coo_matrix(GOOD))
 
 
 def test_early_stopping_needs_two_samples():

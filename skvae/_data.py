@@ -1,0 +1,173 @@
+"""Training and inference data: rows of one array, served in batches.
+
+The data is held once, as a dense float32 tensor (on the training device when
+it is a GPU) or as a scipy CSR matrix that is densified one batch at a time.
+Batches are index slices of it, never per-sample ``__getitem__`` calls and
+collation. With missing values, each batch comes with its observation mask and
+the gaps filled with zeros.
+"""
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ._utils import to_tensor
+
+
+def as_rows(X, device="cpu"):
+    """Hold ``X`` for batching: a float32 tensor on ``device``, or float32 CSR.
+
+    Sparse matrices stay sparse on the host; only their batches are densified
+    (and moved to ``device``).
+    """
+    if sp.issparse(X):
+        return sp.csr_matrix(X, dtype=np.float32)
+    return to_tensor(X).to(device)
+
+
+class InMemoryDataset(torch.utils.data.Dataset):
+    """Rows of one array, optionally restricted to a subset of row indices.
+
+    Parameters
+    ----------
+    X : Tensor of shape (n_samples, n_features) or scipy CSR matrix
+        The data, as returned by ``as_rows``.
+    indices : Tensor of int64 or None
+        Rows that belong to this dataset (all rows when None).
+    missing : bool, default=False
+        Whether NaN entries mark missing values; batches then come with a
+        boolean mask of the observed entries and zeros in the gaps.
+    """
+
+    def __init__(self, X, indices=None, missing=False):
+        self.X = X
+        self.indices = indices
+        self.missing = missing
+
+    @property
+    def device(self):
+        """Device of the stored rows (the host for sparse data)."""
+        return self.X.device if torch.is_tensor(self.X) else torch.device("cpu")
+
+    def __len__(self):
+        return self.X.shape[0] if self.indices is None else len(self.indices)
+
+    def __getitem__(self, i):
+        row = i if self.indices is None else int(self.indices[i])
+        x, mask = self.take([row])
+        return x[0], 0 if mask is None else mask[0]
+
+    def subset(self, indices):
+        """The same rows restricted to ``indices`` (positions in ``X``)."""
+        return InMemoryDataset(self.X, indices, self.missing)
+
+    def take(self, rows):
+        """Dense batch ``(x, mask)`` of the given rows of ``X``.
+
+        Parameters
+        ----------
+        rows : slice or Tensor of int64
+            Positions in ``X``.
+
+        Returns
+        -------
+        x : Tensor of shape (n_rows, n_features), float32
+        mask : bool Tensor of the same shape, or None without missing values
+        """
+        if torch.is_tensor(self.X):
+            x = self.X[rows]
+        else:
+            if torch.is_tensor(rows):
+                rows = rows.cpu().numpy()
+            x = torch.from_numpy(self.X[rows].toarray())
+        if not self.missing:
+            return x, None
+        mask = ~torch.isnan(x)
+        return torch.where(mask, x, 0.0), mask
+
+
+def _to(tensor, device):
+    return None if tensor is None else tensor.to(device, non_blocking=True)
+
+
+class BatchIterator:
+    """Yield ``(x, mask)`` batches from an ``InMemoryDataset`` by index slices.
+
+    Plays the role of skorch's ``DataLoader``: one ``randperm`` per epoch and
+    one gather per batch. ``mask`` reaches the loss as skorch's ``y``.
+
+    Parameters
+    ----------
+    dataset : InMemoryDataset
+    batch_size : int, default=128
+    shuffle : bool, default=False
+    device : str or torch.device, default="cpu"
+        Where batches are sent, if the data lives elsewhere.
+    """
+
+    def __init__(self, dataset, batch_size=128, shuffle=False, device="cpu"):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.device = device
+
+    def __len__(self):
+        return math.ceil(len(self.dataset) / self.batch_size)
+
+    def _order(self):
+        indices = self.dataset.indices
+        if not self.shuffle:
+            return indices
+        order = torch.randperm(len(self.dataset), device=self.dataset.device)
+        return order if indices is None else indices[order]
+
+    def __iter__(self):
+        order, size = self._order(), self.batch_size
+        for start in range(0, len(self.dataset), size):
+            if order is None:
+                rows = slice(start, start + size)
+            else:
+                rows = order[start : start + size]
+            x, mask = self.dataset.take(rows)
+            yield _to(x, self.device), _to(mask, self.device)
+
+
+def iter_rows(dataset, batch_size):
+    """Consecutive batches ``(x, mask)`` of a dataset, for inference."""
+    for start in range(0, len(dataset), batch_size):
+        rows = slice(start, start + batch_size)
+        if dataset.indices is not None:
+            rows = dataset.indices[rows]
+        yield dataset.take(rows)
+
+
+class HoldoutSplit:
+    """skorch ``train_split`` that holds out a random fraction of the rows.
+
+    Parameters
+    ----------
+    fraction : float
+        Share of rows used for validation.
+    seed : int
+        Seed of the permutation.
+    """
+
+    def __init__(self, fraction, seed):
+        self.fraction = fraction
+        self.seed = seed
+
+    def __call__(self, dataset, y=None, **fit_params):
+        n_samples = len(dataset)
+        n_valid = max(1, round(self.fraction * n_samples))
+        if n_valid >= n_samples:
+            raise ValueError(
+                f"validation_fraction={self.fraction} leaves no training rows "
+                f"out of {n_samples}; lower it or pass more samples."
+            )
+        generator = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(n_samples, generator=generator).to(dataset.device)
+        if dataset.indices is not None:
+            order = dataset.indices[order]
+        return dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid])
