@@ -147,7 +147,9 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     n_iter_no_change : int, default=10
         Training stops when the monitored loss (training loss, or held-out loss
         with ``early_stopping=True``) has not improved by at least ``tol`` for
-        this many consecutive epochs. Epochs of the KL warm-up do not count.
+        this many consecutive epochs. Without early stopping, epochs of the KL
+        warm-up do not count: the training loss rises by design while the KL
+        weight grows.
 
     tol : float, default=1e-4
         Smallest decrease of the monitored loss, in nats per sample, that
@@ -198,8 +200,9 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Training loss (negative ELBO, nats per sample) after each epoch.
 
     validation_scores_ : list of float or None
-        Held-out ELBO (nats per sample, higher is better) after each epoch, or
-        None when ``early_stopping=False``.
+        Minus the held-out loss after each epoch (nats per sample, higher is
+        better): the held-out ELBO, with the KL term weighted by ``beta``. None
+        when ``early_stopping=False``.
 
     best_epoch_ : int
         Epoch (counted from 1) whose weights the model holds.
@@ -371,6 +374,10 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             raise
 
     def _train(self, net, X, epochs, reset):
+        if not reset:
+            # After unpickling a GPU model on a machine without one, skorch
+            # moved the net to the CPU: keep training where the net is.
+            self._device = str(net.device)
         if self._missing and not np.isnan(self.missing_values):
             raise ValueError(
                 "missing_values must be None or np.nan, got "
