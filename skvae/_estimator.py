@@ -89,10 +89,22 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             "leaky_relu"}, default="relu"
         Activation of the hidden layers.
 
-    likelihood : {"bernoulli", "gaussian"}, default="bernoulli"
-        Observation model p(x | z). ``"bernoulli"`` is for data in [0, 1]
-        (binary or grey levels); ``"gaussian"`` is for real-valued data, with
-        a learned standard deviation per feature.
+    likelihood : {"bernoulli", "continuous_bernoulli", "gaussian", \
+            "negative_binomial", "poisson"}, default="bernoulli"
+        Observation model p(x | z); ``fit`` checks that X lies in its support.
+
+        - ``"bernoulli"``: data in [0, 1], binary or grey levels (binary
+          cross-entropy, not a normalised density for grey levels).
+        - ``"continuous_bernoulli"``: grey levels in [0, 1], with the
+          normalised continuous Bernoulli density (Loaiza-Ganem and
+          Cunningham, 2019); ``inverse_transform`` returns its mean.
+        - ``"gaussian"``: real-valued data, with a learned standard deviation
+          per feature.
+        - ``"poisson"``: counts (non-negative integers); the decoder outputs
+          log-rates.
+        - ``"negative_binomial"``: overdispersed counts, with a learned
+          inverse dispersion ``theta`` per feature (variance
+          ``mean + mean**2 / theta``).
 
     missing_values : None or np.nan, default=None
         None rejects NaN in X. ``np.nan`` treats NaN entries as missing: they
@@ -457,7 +469,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         if self.verbose:
             # A bar per epoch with the running batch loss; PrintLog adds the
             # table row (losses, KL and reconstruction terms, time) at its end.
-            callbacks.append(("progress_bar", ProgressBar(batches_per_epoch="count")))
+            callbacks.append(("progress_bar", ProgressBar(batches_per_epoch="auto")))
         callbacks += list(self.callbacks or [])
         return _VAENet(
             self._module_class(),

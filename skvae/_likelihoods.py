@@ -15,6 +15,49 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# Below this |logit| the continuous Bernoulli's closed forms are replaced by
+# Taylor series: the closed forms are 0/0 at logit 0 and lose digits next to
+# it, while the truncated series are accurate to ~1e-10 inside the window.
+_CB_TAYLOR_WINDOW = 0.25
+
+# Log-rates (and log-means) of the count likelihoods are clamped to this range.
+# exp() of an unbounded decoder output overflows float32 above ~88, which would
+# turn the loss into inf or NaN and make torch.poisson fail; e^-20 is already
+# indistinguishable from a zero rate and e^20 (about 5e8) exceeds any count
+# that float32 still stores exactly, so the clamp only bites on diverging runs.
+LOG_RATE_MIN, LOG_RATE_MAX = -20.0, 20.0
+
+
+def _check_unit_interval(name, X):
+    """Raise ``ValueError`` unless all of ``X`` lies in [0, 1]."""
+    x_min, x_max = float(np.min(X)), float(np.max(X))
+    if x_min < 0 or x_max > 1:
+        raise ValueError(
+            f"likelihood={name!r} needs X in [0, 1], got values in "
+            f"[{x_min:.4g}, {x_max:.4g}]. Scale X into [0, 1] first (for "
+            "example with sklearn.preprocessing.MinMaxScaler) or use "
+            "likelihood='gaussian'."
+        )
+
+
+def _check_counts(name, X):
+    """Raise ``ValueError`` unless all of ``X`` are non-negative integers."""
+    x_min = float(np.min(X))
+    if x_min < 0:
+        raise ValueError(
+            f"likelihood={name!r} needs non-negative integer counts in X, got a "
+            f"minimum of {x_min:.4g}. Pass the raw counts, or use "
+            "likelihood='gaussian' for data that are not counts."
+        )
+    fractional = X[X != np.round(X)]
+    if fractional.size:
+        raise ValueError(
+            f"likelihood={name!r} needs non-negative integer counts in X, got "
+            f"{fractional.size} non-integer value(s) such as {fractional[0]:.4g}. "
+            "Pass the raw counts (not normalised or log-transformed), or use "
+            "likelihood='gaussian' for data that are not counts."
+        )
+
 
 class Likelihood(nn.Module):
     """Base class of the observation models.
@@ -32,9 +75,26 @@ class Likelihood(nn.Module):
         super().__init__()
         self.n_features = n_features
 
-    def log_prob(self, x, params):
-        """Log-density of ``x`` summed over features, shape ``(batch,)``."""
+    def log_prob_elements(self, x, params):
+        """Log-density of each entry of ``x``, shape ``(batch, n_features)``."""
         raise NotImplementedError
+
+    def log_prob(self, x, params, mask=None):
+        """Log-density of ``x`` summed over features, shape ``(batch,)``.
+
+        Parameters
+        ----------
+        x : Tensor of shape (batch, n_features)
+        params : Tensor of shape (batch, n_features * n_params_per_feature)
+            Decoder output.
+        mask : bool Tensor of shape (batch, n_features) or None
+            Observed entries; the others (missing values) add nothing.
+        """
+        log_density = self.log_prob_elements(x, params)
+        if mask is not None:
+            # where(), not a product: a masked entry's term may be inf or NaN.
+            log_density = torch.where(mask, log_density, 0.0)
+        return log_density.sum(dim=-1)
 
     def mean(self, params):
         """Mean of the distribution, shape ``(batch, n_features)``."""
@@ -56,10 +116,9 @@ class BernoulliLikelihood(Likelihood):
     image autoencoders (not a normalised density for non-binary values).
     """
 
-    def log_prob(self, x, params):
+    def log_prob_elements(self, x, params):
         # Working on logits keeps log(sigmoid) finite for saturated units.
-        bce = F.binary_cross_entropy_with_logits(params, x, reduction="none")
-        return -bce.sum(dim=-1)
+        return -F.binary_cross_entropy_with_logits(params, x, reduction="none")
 
     def mean(self, params):
         return torch.sigmoid(params)
@@ -69,14 +128,7 @@ class BernoulliLikelihood(Likelihood):
 
     @classmethod
     def check_support(cls, X):
-        x_min, x_max = float(np.min(X)), float(np.max(X))
-        if x_min < 0 or x_max > 1:
-            raise ValueError(
-                "likelihood='bernoulli' needs X in [0, 1], got values in "
-                f"[{x_min:.4g}, {x_max:.4g}]. Scale X into [0, 1] first (for "
-                "example with sklearn.preprocessing.MinMaxScaler) or use "
-                "likelihood='gaussian'."
-            )
+        _check_unit_interval("bernoulli", X)
 
 
 class GaussianLikelihood(Likelihood):
@@ -100,11 +152,10 @@ class GaussianLikelihood(Likelihood):
         """Per-feature standard deviation, shape ``(n_features,)``."""
         return F.softplus(self.raw_scale) + self.min_scale
 
-    def log_prob(self, x, params):
+    def log_prob_elements(self, x, params):
         scale = self.scale
         z = (x - params) / scale
-        log_density = -0.5 * z.square() - torch.log(scale) - 0.5 * math.log(2 * math.pi)
-        return log_density.sum(dim=-1)
+        return -0.5 * z.square() - torch.log(scale) - 0.5 * math.log(2 * math.pi)
 
     def mean(self, params):
         return params
@@ -116,7 +167,193 @@ class GaussianLikelihood(Likelihood):
         return params + self.scale * noise
 
 
+def _continuous_bernoulli_log_norm(logits):
+    """Log normalising constant of the continuous Bernoulli, from its logits.
+
+    With lambda = sigmoid(logits) the constant is
+    ``2 atanh(1 - 2 lambda) / (1 - 2 lambda) = logits / tanh(logits / 2)``,
+    an even function of the logits equal to 2 at 0.
+    """
+    small = logits.abs() < _CB_TAYLOR_WINDOW
+    # Each branch sees harmless stand-in values where the other one is used,
+    # so that neither produces NaN values or NaN gradients through torch.where.
+    a = torch.where(small, torch.ones_like(logits), logits.abs())
+    # log(a / tanh(a / 2)) with tanh(a / 2) = (1 - e^-a) / (1 + e^-a).
+    closed_form = torch.log(a) - torch.log(-torch.expm1(-a)) + F.softplus(-a)
+    t = torch.where(small, logits, torch.zeros_like(logits)).square()
+    taylor = math.log(2.0) + t * (
+        1 / 12 - t * (7 / 1440 - t * (31 / 90720 - t * (127 / 4838400)))
+    )
+    return torch.where(small, taylor, closed_form)
+
+
+class ContinuousBernoulliLikelihood(Likelihood):
+    """Continuous Bernoulli per feature; the decoder outputs logits.
+
+    The continuous Bernoulli [1]_ is the Bernoulli likelihood
+    ``lambda^x (1 - lambda)^(1 - x)`` normalised into a proper density on
+    [0, 1], so unlike ``BernoulliLikelihood`` it is a valid model of grey
+    levels. Its mean is not ``lambda`` but is pulled towards 0.5.
+
+    References
+    ----------
+    .. [1] G. Loaiza-Ganem and J. P. Cunningham, "The continuous Bernoulli:
+       fixing a pervasive error in variational autoencoders", NeurIPS 2019.
+    """
+
+    def log_prob_elements(self, x, params):
+        bce = F.binary_cross_entropy_with_logits(params, x, reduction="none")
+        return _continuous_bernoulli_log_norm(params) - bce
+
+    def mean(self, params):
+        small = params.abs() < _CB_TAYLOR_WINDOW
+        # mean = 1/2 + 1 / (2 tanh(logits / 2)) - 1 / logits, a difference of
+        # two poles at 0, replaced there by its odd Taylor series.
+        eta = torch.where(small, torch.ones_like(params), params)
+        closed_form = 0.5 + 0.5 / torch.tanh(0.5 * eta) - 1 / eta
+        e = torch.where(small, params, torch.zeros_like(params))
+        t = e.square()
+        taylor = 0.5 + e * (1 / 12 - t * (1 / 720 - t * (1 / 30240)))
+        return torch.where(small, taylor, closed_form)
+
+    def sample(self, params, generator=None):
+        u = torch.rand(
+            params.shape, generator=generator, device=params.device, dtype=params.dtype
+        )
+        # The inverse CDF is log1p(u expm1(eta)) / eta. expm1 overflows for
+        # large positive eta, so positive logits use the mirror image
+        # X ~ CB(eta)  <=>  1 - X ~ CB(-eta) and only eta <= 0 is evaluated.
+        positive = params > 0
+        a = -params.abs()
+        v = torch.where(positive, 1 - u, u)
+        # The closed form keeps its relative accuracy (expm1 and log1p do not
+        # cancel) down to a = 0, where it is 0/0; a first-order series covers
+        # |a| < 1e-4, where the next term, a^2 v (1 - v) (1 - 2 v) / 6, is
+        # below 1e-10.
+        small = a > -1e-4
+        a_safe = torch.where(small, -torch.ones_like(a), a)
+        closed_form = torch.log1p(v * torch.expm1(a_safe)) / a_safe
+        taylor = v + 0.5 * a * v * (1 - v)
+        x = torch.where(small, taylor, closed_form)
+        return torch.where(positive, 1 - x, x).clamp(0.0, 1.0)
+
+    @classmethod
+    def check_support(cls, X):
+        _check_unit_interval("continuous_bernoulli", X)
+
+
+class PoissonLikelihood(Likelihood):
+    """Independent Poisson per feature; the decoder outputs log-rates.
+
+    For counts (non-negative integers). The variance equals the mean; see
+    ``NegativeBinomialLikelihood`` for overdispersed counts.
+    """
+
+    def rate(self, params):
+        """Poisson rates from the decoder outputs, shape of ``params``."""
+        return torch.exp(params.clamp(LOG_RATE_MIN, LOG_RATE_MAX))
+
+    def log_prob_elements(self, x, params):
+        log_rate = params.clamp(LOG_RATE_MIN, LOG_RATE_MAX)
+        return x * log_rate - torch.exp(log_rate) - torch.lgamma(x + 1)
+
+    def mean(self, params):
+        return self.rate(params)
+
+    def sample(self, params, generator=None):
+        return torch.poisson(self.rate(params), generator=generator)
+
+    @classmethod
+    def check_support(cls, X):
+        _check_counts("poisson", X)
+
+
+def _gamma_sample(concentration, rate, generator=None):
+    """Gamma draws that are reproducible from a ``torch.Generator``.
+
+    torch samples the gamma distribution only from the global generator of the
+    tensor's device. So an integer seed is drawn from ``generator``, and the
+    global generator of that one device is seeded with it inside
+    ``fork_rng``, which restores the caller's global random state afterwards.
+    """
+    gamma = torch.distributions.Gamma(concentration, rate)
+    if generator is None:
+        return gamma.sample()
+    seed = int(torch.randint(2**62, (), generator=generator, device=generator.device))
+    device = concentration.device
+    # Fork (and so restore) exactly the device that is seeded: the CPU always,
+    # plus the one GPU the tensors live on, without touching other GPUs.
+    gpus = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=gpus, device_type="cuda"):
+        if device.type == "cuda":
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        else:
+            torch.default_generator.manual_seed(seed)
+        return gamma.sample()
+
+
+class NegativeBinomialLikelihood(Likelihood):
+    """Negative binomial per feature; the decoder outputs log-means.
+
+    For overdispersed counts: the variance is ``mean + mean^2 / theta`` with a
+    learned inverse dispersion ``theta`` per feature (large ``theta`` tends to
+    the Poisson). ``theta`` is kept above ``min_inverse_dispersion``: as it
+    goes to 0 all mass moves to 0 with an unbounded variance, and
+    ``lgamma(theta)`` diverges.
+    """
+
+    min_inverse_dispersion = 1e-3
+
+    def __init__(self, n_features):
+        super().__init__(n_features)
+        # softplus(raw) + min_inverse_dispersion == 1 at initialisation, a
+        # variance of mean + mean^2 that training can shrink or grow.
+        init = math.log(math.expm1(1.0 - self.min_inverse_dispersion))
+        self.raw_inverse_dispersion = nn.Parameter(torch.full((n_features,), init))
+
+    @property
+    def inverse_dispersion(self):
+        """Per-feature inverse dispersion ``theta``, shape ``(n_features,)``."""
+        return F.softplus(self.raw_inverse_dispersion) + self.min_inverse_dispersion
+
+    def log_prob_elements(self, x, params):
+        theta = self.inverse_dispersion
+        log_mean = params.clamp(LOG_RATE_MIN, LOG_RATE_MAX)
+        log_ratio = log_mean - torch.log(theta)
+        # With p = mean / (mean + theta): theta log(1 - p) = -theta
+        # softplus(log_ratio) and x log(p) = -x softplus(-log_ratio). The
+        # softplus form keeps the first term accurate when theta >> mean,
+        # where log(theta) - log(theta + mean) would cancel.
+        log_pmf = (
+            torch.lgamma(x + theta)
+            - torch.lgamma(theta)
+            - torch.lgamma(x + 1)
+            - theta * F.softplus(log_ratio)
+            - x * F.softplus(-log_ratio)
+        )
+        return log_pmf
+
+    def mean(self, params):
+        return torch.exp(params.clamp(LOG_RATE_MIN, LOG_RATE_MAX))
+
+    def sample(self, params, generator=None):
+        # Gamma-Poisson mixture: rate ~ Gamma(theta, theta / mean) has the
+        # given mean, and a Poisson count with that rate is negative binomial.
+        mean = self.mean(params)
+        theta = self.inverse_dispersion.expand_as(mean)
+        rate = _gamma_sample(theta, theta / mean, generator)
+        return torch.poisson(rate, generator=generator)
+
+    @classmethod
+    def check_support(cls, X):
+        _check_counts("negative_binomial", X)
+
+
 _LIKELIHOODS = {
     "bernoulli": BernoulliLikelihood,
+    "continuous_bernoulli": ContinuousBernoulliLikelihood,
     "gaussian": GaussianLikelihood,
+    "negative_binomial": NegativeBinomialLikelihood,
+    "poisson": PoissonLikelihood,
 }

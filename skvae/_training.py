@@ -40,12 +40,6 @@ def gaussian_kl(z_mean, z_logvar):
     return 0.5 * (z_mean.square() + torch.expm1(z_logvar) - z_logvar).sum(dim=-1)
 
 
-def _log_prob(likelihood, x, params, mask):
-    if mask is None:
-        return likelihood.log_prob(x, params)
-    return likelihood.log_prob(x, params, mask=mask)
-
-
 class ELBOTerms(NamedTuple):
     """Batch means of the loss and of its two terms."""
 
@@ -76,7 +70,7 @@ def negative_elbo(output, x, likelihood, kl_weight=1.0, mask=None):
     -------
     terms : ELBOTerms
     """
-    reconstruction = -_log_prob(likelihood, x, output.x_params, mask).mean()
+    reconstruction = -likelihood.log_prob(x, output.x_params, mask).mean()
     kl = gaussian_kl(output.z_mean, output.z_logvar).mean()
     return ELBOTerms(reconstruction + kl_weight * kl, reconstruction, kl)
 
@@ -108,7 +102,7 @@ def log_marginal_likelihood(module, x, eps, mask=None):
     x_rep = x.expand(n_draws, *x.shape).reshape(n_draws * batch, -1)
     if mask is not None:
         mask = mask.expand(n_draws, *mask.shape).reshape(n_draws * batch, -1)
-    log_px_z = _log_prob(module.likelihood, x_rep, params, mask).reshape(n_draws, batch)
+    log_px_z = module.likelihood.log_prob(x_rep, params, mask).reshape(n_draws, batch)
     if n_draws == 1:
         return log_px_z[0] - gaussian_kl(z_mean, z_logvar)
     log_pz = -0.5 * (z.square() + _LOG_2PI).sum(dim=-1)

@@ -1,5 +1,7 @@
 """Each likelihood against torch.distributions, on generated inputs."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -8,9 +10,17 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.testing import assert_allclose
 
-from skvae._likelihoods import _LIKELIHOODS, BernoulliLikelihood, GaussianLikelihood
+from skvae._likelihoods import (
+    _LIKELIHOODS,
+    BernoulliLikelihood,
+    ContinuousBernoulliLikelihood,
+    GaussianLikelihood,
+    NegativeBinomialLikelihood,
+    PoissonLikelihood,
+)
 
 floats = st.floats(-5, 5)
+counts = st.integers(0, 100).map(float)
 
 
 @settings(deadline=None, max_examples=50)
@@ -46,6 +56,135 @@ def test_gaussian_log_prob_matches_torch(mean, x, raw_scale):
     assert torch.all(likelihood.scale >= GaussianLikelihood.min_scale)
 
 
+@settings(deadline=None, max_examples=50)
+@given(
+    logits=arrays(np.float64, (3, 4), elements=floats),
+    x=arrays(np.float64, (3, 4), elements=st.floats(0, 1)),
+)
+def test_continuous_bernoulli_log_prob_and_mean_match_torch(logits, x):
+    logits, x = torch.tensor(logits), torch.tensor(x)
+    expected = torch.distributions.ContinuousBernoulli(logits=logits)
+    likelihood = ContinuousBernoulliLikelihood(4)
+    got = likelihood.log_prob(x, logits)
+    assert got.shape == (3,)
+    assert_allclose(got, expected.log_prob(x).sum(-1), rtol=1e-6, atol=1e-6)
+    assert_allclose(likelihood.mean(logits), expected.mean, rtol=1e-6, atol=1e-6)
+
+
+@settings(deadline=None, max_examples=50)
+@given(
+    log_rate=arrays(np.float64, (3, 4), elements=floats),
+    x=arrays(np.float64, (3, 4), elements=counts),
+)
+def test_poisson_log_prob_matches_torch(log_rate, x):
+    log_rate, x = torch.tensor(log_rate), torch.tensor(x)
+    expected = torch.distributions.Poisson(log_rate.exp()).log_prob(x).sum(-1)
+    got = PoissonLikelihood(4).log_prob(x, log_rate)
+    assert got.shape == (3,)
+    assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+@settings(deadline=None, max_examples=50)
+@given(
+    log_mean=arrays(np.float64, (3, 4), elements=floats),
+    x=arrays(np.float64, (3, 4), elements=counts),
+    raw_inverse_dispersion=arrays(np.float64, (4,), elements=floats),
+)
+def test_negative_binomial_log_prob_matches_torch(log_mean, x, raw_inverse_dispersion):
+    likelihood = NegativeBinomialLikelihood(4).double()
+    with torch.no_grad():
+        likelihood.raw_inverse_dispersion.copy_(torch.tensor(raw_inverse_dispersion))
+    log_mean, x = torch.tensor(log_mean), torch.tensor(x)
+    with torch.no_grad():
+        theta = likelihood.inverse_dispersion
+        got = likelihood.log_prob(x, log_mean)
+        # torch counts successes before total_count failures, with success
+        # odds mean / theta: its mean total_count * odds is our mean.
+        expected = torch.distributions.NegativeBinomial(
+            total_count=theta, logits=log_mean - theta.log()
+        )
+    assert_allclose(got, expected.log_prob(x).sum(-1), rtol=1e-6, atol=1e-6)
+    assert_allclose(likelihood.mean(log_mean), expected.mean, rtol=1e-6)
+    min_theta = NegativeBinomialLikelihood.min_inverse_dispersion
+    assert torch.all(theta >= min_theta)
+
+
+# Logits at, inside and just outside the window of the Taylor series.
+_LOGITS_NEAR_ZERO = [0.0, 1e-7, 1e-4, 0.01, 0.2499, 0.25, 0.2501, 0.5, 1.0]
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_continuous_bernoulli_is_stable_near_logit_zero(sign):
+    logits64 = sign * torch.tensor(_LOGITS_NEAR_ZERO, dtype=torch.float64)
+    reference = torch.distributions.ContinuousBernoulli(logits=logits64)
+    x = torch.full_like(logits64, 0.3)
+    expected = reference.log_prob(x)
+    likelihood = ContinuousBernoulliLikelihood(1)
+    for dtype, tol in [(torch.float64, 1e-9), (torch.float32, 1e-6)]:
+        logits = logits64.to(dtype).clone().requires_grad_()
+        got = likelihood.log_prob(x.to(dtype)[:, None], logits[:, None])
+        assert_allclose(got.detach(), expected, rtol=0, atol=tol)
+        mean = likelihood.mean(logits.detach())
+        assert_allclose(mean, reference.mean, rtol=0, atol=tol)
+        got.sum().backward()
+        assert torch.isfinite(logits.grad).all()
+
+
+def test_continuous_bernoulli_is_finite_for_saturated_logits():
+    logits = torch.tensor([[-1e4, -100.0, 100.0, 1e4]])
+    likelihood = ContinuousBernoulliLikelihood(4)
+    x = torch.tensor([[0.0, 0.01, 0.99, 1.0]])
+    assert torch.isfinite(likelihood.log_prob(x, logits)).all()
+    assert_allclose(likelihood.mean(logits), [[1e-4, 0.01, 0.99, 1 - 1e-4]], rtol=1e-5)
+    draws = likelihood.sample(logits.expand(100, -1), torch.Generator().manual_seed(0))
+    assert torch.all((draws >= 0) & (draws <= 1))
+
+
+@pytest.mark.parametrize("logit", [-20.0, -3.0, -0.1, 0.0, 0.1, 3.0, 20.0])
+def test_continuous_bernoulli_samples_follow_its_cdf(logit):
+    n = 20000
+    params = torch.full((n, 1), logit, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    draws = ContinuousBernoulliLikelihood(1).sample(params, generator)[:, 0]
+    cdf = torch.distributions.ContinuousBernoulli(logits=params[:, 0]).cdf
+    ecdf = torch.arange(1, n + 1, dtype=torch.float64) / n
+    # Kolmogorov-Smirnov statistic against the 1% critical value.
+    assert (cdf(draws.sort().values) - ecdf).abs().max() < 1.63 / math.sqrt(n)
+
+
+def test_negative_binomial_samples_are_overdispersed():
+    likelihood = NegativeBinomialLikelihood(3)
+    with torch.no_grad():
+        likelihood.raw_inverse_dispersion.copy_(torch.tensor([-2.0, 0.5, 3.0]))
+        theta = likelihood.inverse_dispersion
+        params = torch.tensor([[0.5, 1.5, 3.0]]).expand(50000, -1)
+        draws = likelihood.sample(params, torch.Generator().manual_seed(0))
+    mean = likelihood.mean(params[0])
+    assert torch.equal(draws, draws.round())
+    assert_allclose(draws.var(0), mean + mean.square() / theta, rtol=0.1)
+
+
+@pytest.mark.parametrize("likelihood", [PoissonLikelihood, NegativeBinomialLikelihood])
+def test_count_likelihoods_are_finite_for_extreme_log_means(likelihood):
+    params = torch.tensor([[-1e4, -50.0, 50.0, 1e4]])
+    x = torch.tensor([[0.0, 3.0, 0.0, 1e6]])
+    model = likelihood(4)
+    assert torch.isfinite(model.log_prob(x, params)).all()
+    assert torch.isfinite(model.mean(params)).all()
+    with torch.no_grad():
+        draws = model.sample(params, torch.Generator().manual_seed(0))
+    assert torch.isfinite(draws).all()
+
+
+def test_count_samples_are_non_negative_integers():
+    params = torch.randn(200, 3)
+    for likelihood in [PoissonLikelihood(3), NegativeBinomialLikelihood(3)]:
+        with torch.no_grad():
+            draws = likelihood.sample(params, torch.Generator().manual_seed(0))
+        assert torch.all(draws >= 0)
+        assert torch.equal(draws, draws.round())
+
+
 def test_bernoulli_log_prob_is_finite_for_saturated_logits():
     logits = torch.tensor([[-200.0, 200.0]])
     out = BernoulliLikelihood(2).log_prob(torch.tensor([[1.0, 0.0]]), logits)
@@ -63,11 +202,42 @@ def test_mean_and_sample(name):
         likelihood.sample(params, torch.Generator().manual_seed(0)) for _ in range(2)
     ]
     assert torch.equal(*draws)  # a seeded generator gives the same draws
-    # The average of many draws of one distribution approaches its mean.
+    # The average of many draws of one distribution approaches its mean, within
+    # a few standard errors: a tolerance that scales with the spread, so that
+    # it suits unit-scale data and counts with large means alike.
     row = params[:1].expand(20000, -1)
     with torch.no_grad():
-        avg = likelihood.sample(row, torch.Generator().manual_seed(1)).mean(0)
-    assert_allclose(avg, likelihood.mean(row)[0].detach(), atol=0.05)
+        draws = likelihood.sample(row, torch.Generator().manual_seed(1))
+        expected = likelihood.mean(row)[0]
+    standard_error = draws.std(0) / math.sqrt(len(draws))
+    assert torch.all((draws.mean(0) - expected).abs() <= 5 * standard_error)
+
+
+@pytest.mark.parametrize("name", sorted(_LIKELIHOODS))
+def test_seeded_sample_leaves_the_global_random_state_alone(name):
+    likelihood = _LIKELIHOODS[name](3)
+    params = torch.randn(50, 3 * likelihood.n_params_per_feature)
+    state = torch.get_rng_state()
+    with torch.no_grad():
+        likelihood.sample(params, torch.Generator().manual_seed(0))
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", sorted(_LIKELIHOODS))
+def test_sample_on_the_gpu_is_reproducible(name):
+    likelihood = _LIKELIHOODS[name](6).cuda()
+    params = torch.randn(100, 6 * likelihood.n_params_per_feature, device="cuda")
+    state = torch.cuda.get_rng_state()
+    with torch.no_grad():
+        draws = [
+            likelihood.sample(params, torch.Generator("cuda").manual_seed(0))
+            for _ in range(2)
+        ]
+    assert draws[0].is_cuda
+    assert torch.equal(*draws)
+    assert torch.equal(torch.cuda.get_rng_state(), state)
 
 
 def test_bernoulli_samples_are_binary():
@@ -81,5 +251,45 @@ def test_bernoulli_support_check(X):
         BernoulliLikelihood.check_support(X)
 
 
+@pytest.mark.parametrize(
+    "likelihood, X, match",
+    [
+        (ContinuousBernoulliLikelihood, [[-0.1, 0.5]], "needs X in \\[0, 1\\]"),
+        (ContinuousBernoulliLikelihood, [[0.0, 1.5]], "MinMaxScaler"),
+        (PoissonLikelihood, [[-1.0, 2.0]], "'poisson' needs non-negative integer"),
+        (PoissonLikelihood, [[0.5, 2.0]], "non-integer value.*'gaussian'"),
+        (NegativeBinomialLikelihood, [[3.0, -2.0]], "'negative_binomial' needs"),
+        (NegativeBinomialLikelihood, [[1.0, 2.25]], "non-integer value.*2.25"),
+    ],
+)
+def test_support_check_of_new_likelihoods(likelihood, X, match):
+    with pytest.raises(ValueError, match=match):
+        likelihood.check_support(np.array(X))
+
+
+@pytest.mark.parametrize("likelihood", [PoissonLikelihood, NegativeBinomialLikelihood])
+def test_count_likelihoods_accept_counts_stored_as_floats(likelihood):
+    likelihood.check_support(np.array([[0.0, 1.0, 7.0], [1e6, 0.0, 2.0]]))
+
+
+def test_continuous_bernoulli_accepts_grey_levels():
+    ContinuousBernoulliLikelihood.check_support(np.array([[0.0, 0.37, 1.0]]))
+
+
 def test_gaussian_accepts_any_real_data():
     GaussianLikelihood.check_support(np.array([[-1e3, 1e3]]))
+
+
+@pytest.mark.parametrize("name", sorted(_LIKELIHOODS))
+def test_masked_log_prob_is_the_log_prob_of_the_observed_entries(name):
+    likelihood = _LIKELIHOODS[name](5)
+    x = torch.randint(0, 2, (3, 5)).float()
+    params = torch.randn(3, 5 * likelihood.n_params_per_feature)
+    mask = torch.tensor([[True, False, True, True, False]] * 3)
+    elements = likelihood.log_prob_elements(x, params)
+    expected = elements[:, [0, 2, 3]].sum(-1)
+    got = likelihood.log_prob(x, params, mask=mask)
+    assert_allclose(got.detach(), expected.detach(), rtol=1e-6)
+    assert_allclose(
+        likelihood.log_prob(x, params).detach(), elements.sum(-1).detach(), rtol=1e-6
+    )
