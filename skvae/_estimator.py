@@ -21,7 +21,14 @@ from ._likelihoods import _LIKELIHOODS
 from ._modules import _ACTIVATIONS, VAEModule
 from ._persistence import load_model, save_model
 from ._training import StopWhenConverged, _VAENet
-from ._utils import draw_seed, resolve_device, to_numpy, to_tensor, torch_seeded
+from ._utils import (
+    draw_seed,
+    resolve_device,
+    supports_fused,
+    to_numpy,
+    to_tensor,
+    torch_seeded,
+)
 
 _OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -483,6 +490,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             optimizer=_OPTIMIZERS[self.optimizer],
             lr=self.learning_rate,
             optimizer__weight_decay=self.weight_decay,
+            **self._fused_optimizer(),
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
             iterator_train=BatchIterator,
@@ -495,6 +503,12 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             device=self._device,
             verbose=self.verbose,
         )
+
+    def _fused_optimizer(self):
+        """``optimizer__fused=True`` where this PyTorch and device support it."""
+        if supports_fused(_OPTIMIZERS[self.optimizer], self._device):
+            return {"optimizer__fused": True}
+        return {}
 
     def _module_class(self):
         if self.module is None:

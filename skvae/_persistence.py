@@ -253,7 +253,13 @@ def _restore_net(estimator, tensors, info):
     }
     try:
         net.module_.load_state_dict(module_state)
-        net.optimizer_.load_state_dict(_optimizer_state(tensors, info["optimizer"]))
+        state = _optimizer_state(tensors, info["optimizer"])
+        # Keep this machine's kernel choice (fused or not), not the saver's.
+        for saved, current in zip(state["param_groups"], net.optimizer_.param_groups):
+            for key in ("fused", "foreach"):
+                if key in current:
+                    saved[key] = current[key]
+        net.optimizer_.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError) as exc:
         raise ValueError(
             f"The model file does not match its parameters: {exc}"

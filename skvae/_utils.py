@@ -1,5 +1,6 @@
 """Small helpers: device resolution, seeding, tensor <-> ndarray."""
 
+import functools
 import re
 import warnings
 from contextlib import contextmanager
@@ -47,6 +48,24 @@ def resolve_device(device):
             f"{torch.cuda.device_count()} CUDA device(s) are present."
         )
     return device
+
+
+@functools.lru_cache(maxsize=None)
+def supports_fused(optimizer_class, device):
+    """Whether ``optimizer_class(..., fused=True)`` steps on ``device``.
+
+    Fused optimizers update all parameters in one kernel: the same arithmetic
+    as the default per-parameter loop, with far less overhead. Older PyTorch
+    versions support them on CUDA only, and some optimizers not at all.
+    """
+    try:
+        param = torch.nn.Parameter(torch.zeros(1, device=device))
+        optimizer = optimizer_class([param], lr=1e-3, fused=True)
+        param.grad = torch.zeros_like(param)
+        optimizer.step()
+    except (TypeError, RuntimeError, ValueError):
+        return False
+    return True
 
 
 def draw_seed(random_state):

@@ -19,6 +19,7 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from skvae import VAEModule, VAETransformer
 from skvae._likelihoods import BernoulliLikelihood, GaussianLikelihood
+from skvae._utils import supports_fused
 
 
 # ----------------------------------------------------------------- the model
@@ -491,6 +492,9 @@ def test_optimizer_choice(binary, optimizer, cls):
         optimizer=optimizer, learning_rate=0.01, weight_decay=1e-4, max_epochs=1
     ).fit(X)
     assert type(vae.net_.optimizer_) is cls
+    # The fused kernels are used wherever this PyTorch offers them.
+    fused = vae.net_.optimizer_.param_groups[0].get("fused")
+    assert bool(fused) == supports_fused(cls, "cpu")
     assert vae.net_.optimizer_.param_groups[0]["weight_decay"] == 1e-4
 
 
