@@ -591,7 +591,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         X_mean = self.net_.decode_mean(to_tensor(Z), self._inference_rows)
         return to_numpy(X_mean, Z.dtype)
 
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples=1, random_state=None, *, return_mean=False):
         """Generate new data: z from the prior N(0, I), then x from p(x | z).
 
         Parameters
@@ -603,18 +603,27 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             Seeds the draws; None draws fresh randomness from NumPy's global
             generator.
 
+        return_mean : bool, default=False
+            Return the likelihood's mean for each drawn z (a smooth "typical"
+            sample, as ``inverse_transform`` gives) instead of a draw from it.
+
         Returns
         -------
         X : ndarray of shape (n_samples, `n_features_in_`)
-            Generated samples (for ``"bernoulli"``, values in {0, 1}), in the
-            float dtype of the training data.
+            Generated samples (for ``"bernoulli"``, values in {0, 1}; with
+            ``return_mean=True``, probabilities), in the float dtype of the
+            training data.
         """
         check_is_fitted(self)
         if not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
         seed = draw_seed(check_random_state(random_state))
         X = self.net_.sample(
-            int(n_samples), self.n_components, seed, self._inference_rows
+            int(n_samples),
+            self.n_components,
+            seed,
+            self._inference_rows,
+            return_mean=return_mean,
         )
         return to_numpy(X, self._dtype)
 

@@ -289,8 +289,11 @@ class _VAENet(NeuralNet):
         )
 
     @torch.no_grad()
-    def sample(self, n_samples, n_components, seed, batch_size):
-        """Draw z from the prior and x from the likelihood, on the net's device."""
+    def sample(self, n_samples, n_components, seed, batch_size, return_mean=False):
+        """Draw z from the prior and x from the likelihood, on the net's device.
+
+        With ``return_mean=True``, x is the likelihood's mean instead of a draw.
+        """
         self._set_training(False)
         module = self.module_
         generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -299,7 +302,11 @@ class _VAENet(NeuralNet):
             n = min(batch_size, n_samples - start)
             z = torch.randn(n, n_components, generator=generator, device=self.device)
             params = module.decoder(z)
-            out.append(module.likelihood.sample(params, generator=generator).cpu())
+            if return_mean:
+                x = module.likelihood.mean(params)
+            else:
+                x = module.likelihood.sample(params, generator=generator)
+            out.append(x.cpu())
         return torch.cat(out)
 
     @torch.no_grad()

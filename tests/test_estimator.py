@@ -157,6 +157,15 @@ def test_sample_from_the_gaussian_likelihood_adds_the_learned_noise(blobs):
     assert np.unique(X_new).size > 1000
 
 
+def test_sample_can_return_the_likelihood_mean(fitted_vae):
+    means = fitted_vae.sample(20, random_state=0, return_mean=True)
+    draws = fitted_vae.sample(20, random_state=0)
+    assert means.shape == draws.shape == (20, 64)
+    assert means.min() >= 0 and means.max() <= 1
+    assert np.unique(means).size > 100  # probabilities, not 0/1 draws
+    assert set(np.unique(draws)) <= {0.0, 1.0}
+
+
 @pytest.mark.parametrize("n_samples", [0, -1, 2.5, "3"])
 def test_sample_rejects_bad_n_samples(fitted_vae, n_samples):
     with pytest.raises(ValueError, match="n_samples"):
@@ -475,6 +484,17 @@ def test_extra_skorch_callbacks_are_used(binary):
     scheduler = LRScheduler(policy="StepLR", step_size=1, gamma=0.5)
     vae = VAETransformer(max_epochs=3, callbacks=[scheduler]).fit(X)
     assert vae.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-3 / 8)
+
+
+def test_gradient_clipping_through_a_skorch_callback(binary):
+    from skorch.callbacks import GradientNormClipping
+
+    X, _ = binary
+    clipper = GradientNormClipping(gradient_clip_value=1e-3)
+    clipped = VAETransformer(max_epochs=2, callbacks=[clipper], random_state=0).fit(X)
+    unclipped = VAETransformer(max_epochs=2, random_state=0).fit(X)
+    assert not np.allclose(clipped.transform(X), unclipped.transform(X))
+    assert clipped.loss_curve_[-1] > unclipped.loss_curve_[-1]  # tiny steps
 
 
 @pytest.mark.parametrize(
