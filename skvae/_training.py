@@ -220,17 +220,27 @@ class _VAENet(NeuralNet):
         self.kl_warmup_epochs = kl_warmup_epochs
 
     def get_default_callbacks(self):
-        passthrough = [
+        # Only what this net reports: validation terms when there is a split,
+        # the table when verbose. Each callback runs on every batch.
+        phases = [("train", True)]
+        if self.train_split is not None:
+            phases.append(("valid", False))
+        callbacks = [("epoch_timer", EpochTimer())]
+        callbacks += [
             (f"{prefix}_{term}", PassthroughScoring(f"{prefix}_{term}", on_train=train))
-            for prefix, train in (("train", True), ("valid", False))
+            for prefix, train in phases
             for term in ("loss", "reconstruction", "kl")
         ]
-        return [
-            ("epoch_timer", EpochTimer()),
-            *passthrough,
-            ("roll_back_interrupted_epoch", RollBackInterruptedEpoch()),
-            ("print_log", PrintLog()),
-        ]
+        callbacks.append(("roll_back_interrupted_epoch", RollBackInterruptedEpoch()))
+        if self.verbose:
+            callbacks.append(("print_log", PrintLog()))
+        return callbacks
+
+    def _set_training(self, training=True):
+        # skorch sets the mode before every batch; walking all submodules only
+        # when the mode changes saves that walk on all the other batches.
+        if self.module_.training != training or self.criterion_.training != training:
+            super()._set_training(training)
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Train on ``X`` from the current state (skorch's ``partial_fit``).
