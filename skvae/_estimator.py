@@ -418,8 +418,12 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self._store_fit_results(net)
         return self
 
-    def _validate_X(self, X, reset, check_support=True):
-        """Validated X (dense or CSR/CSC), NaN allowed only for missing values."""
+    def _validate_X(self, X, reset, check_range=True, check_support=True):
+        """Validated X (dense or CSR/CSC), NaN allowed only for missing values.
+
+        Training checks the range of X; inference checks its results instead,
+        which saves passes over X (see ``_finite``).
+        """
         X = validate_data(
             self,
             X,
@@ -433,7 +437,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             values = values[~np.isnan(values)]
         if values.size == 0:
             return X
-        largest = max(float(values.max()), -float(values.min()))
+        largest = max(float(values.max()), -float(values.min())) if check_range else 0
         if largest > _LARGEST_VALUE:
             raise ValueError(
                 f"X contains values as large as {largest:.3g}; the model computes "
@@ -443,6 +447,16 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         if check_support:
             _LIKELIHOODS[self.likelihood].check_support(values)
         return X
+
+    @staticmethod
+    def _finite(tensor, what):
+        """``tensor``, after checking that extreme input did not overflow it."""
+        if not torch.isfinite(tensor).all():
+            raise ValueError(
+                f"{what} overflowed float32: X has values far outside the range "
+                "seen in fit. Scale X as the training data was scaled."
+            )
+        return tensor
 
     @property
     def _missing(self):
@@ -559,8 +573,9 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             ``return_std=True``.
         """
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False, check_support=False)
+        X = self._validate_X(X, reset=False, check_range=False, check_support=False)
         z_mean, z_logvar = self.net_.encode(self._dataset(X), self._inference_rows)
+        z_mean = self._finite(z_mean, "transform")
         if return_std:
             return to_numpy(z_mean, X.dtype), to_numpy(
                 torch.exp(0.5 * z_logvar), X.dtype
@@ -646,7 +661,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             Estimated log p(x) in nats, in the float dtype of ``X``.
         """
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
+        X = self._validate_X(X, reset=False, check_range=False)
         log_px = self.net_.log_marginal_likelihood(
             self._dataset(X),
             self.n_components,
@@ -654,7 +669,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             self._score_seed,
             self._inference_rows,
         )
-        return to_numpy(log_px, X.dtype)
+        return to_numpy(self._finite(log_px, "score_samples"), X.dtype)
 
     def score(self, X, y=None):
         """Average estimated log-likelihood of ``X``: higher is better.

@@ -98,11 +98,12 @@ def log_marginal_likelihood(module, x, eps, mask=None):
     z_mean, z_logvar = module.encoder(x)
     z = z_mean + torch.exp(0.5 * z_logvar) * eps  # (K, batch, n_components)
     n_draws, batch = eps.shape[:2]
-    params = module.decoder(z.reshape(n_draws * batch, -1))
-    x_rep = x.expand(n_draws, *x.shape).reshape(n_draws * batch, -1)
+    params = module.decoder(z.reshape(n_draws * batch, -1)).reshape(n_draws, batch, -1)
+    # Broadcast views of x (and the mask) over the K draws: no copies.
+    x_rep = x.expand(n_draws, *x.shape)
     if mask is not None:
-        mask = mask.expand(n_draws, *mask.shape).reshape(n_draws * batch, -1)
-    log_px_z = module.likelihood.log_prob(x_rep, params, mask).reshape(n_draws, batch)
+        mask = mask.expand(n_draws, *mask.shape)
+    log_px_z = module.likelihood.log_prob(x_rep, params, mask)  # (K, batch)
     if n_draws == 1:
         return log_px_z[0] - gaussian_kl(z_mean, z_logvar)
     log_pz = -0.5 * (z.square() + _LOG_2PI).sum(dim=-1)

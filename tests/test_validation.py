@@ -282,3 +282,10 @@ def test_no_warnings_on_clean_input(digits):
         warnings.simplefilter("error")
         vae = VAETransformer(max_epochs=2, random_state=0).fit(X)
         vae.transform(X), vae.score(X), vae.sample(2), vae.inverse_transform(X[:, :2])
+
+
+@pytest.mark.parametrize("method", ["transform", "score_samples"])
+def test_extreme_values_at_inference_are_a_clear_error(method):
+    vae = VAETransformer(likelihood="gaussian", max_epochs=1, random_state=0).fit(GOOD)
+    with pytest.raises(ValueError, match="overflowed float32.*Scale X"):
+        getattr(vae, method)(np.full((2, 4), 1e300))  # finite, but not in float32
