@@ -130,7 +130,9 @@ def row_keyed_normal(X, n_draws, n_dims, seed):
 
 def to_tensor(X):
     """Float32 CPU tensor that shares memory with ``X`` when it can."""
-    X = np.ascontiguousarray(X, dtype=np.float32)
+    # Values beyond float32's range become inf here; callers check results.
+    with np.errstate(over="ignore"):
+        X = np.ascontiguousarray(X, dtype=np.float32)
     with warnings.catch_warnings():
         # Read-only arrays (memmaps) are fine: the tensor is never written to.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writ")
