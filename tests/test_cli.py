@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from skvae.cli import main
@@ -48,3 +49,61 @@ def test_unknown_command_is_an_error():
     with pytest.raises(SystemExit) as info:
         main(["fly"])
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npy"])
+def test_embed_writes_the_codes_of_a_table(tmp_path, capsys, suffix):
+    from sklearn.datasets import load_wine
+
+    X = load_wine().data
+    source = tmp_path / "wine.csv"
+    header = ",".join(f"c{i}" for i in range(X.shape[1]))
+    np.savetxt(source, X, delimiter=",", header=header, comments="")
+    out = tmp_path / f"codes{suffix}"
+    args = ["embed", str(source), "--out", str(out), "--epochs", "5"]
+    assert main([*args, "--n-components", "3"]) == 0
+    if suffix == ".npy":
+        codes = np.load(out)
+    else:
+        codes = np.loadtxt(out, delimiter=",", skiprows=1)
+        assert out.read_text().startswith("vaetransformer0,vaetransformer1")
+    assert codes.shape == (len(X), 3) and np.all(np.isfinite(codes))
+    assert "178 rows x 13 columns -> 3 latent dimensions" in capsys.readouterr().out
+
+
+def test_embed_reads_npy_without_header_and_reports_bad_data(tmp_path):
+    source = tmp_path / "X.npy"
+    np.save(source, np.random.RandomState(0).rand(30, 4))
+    assert (
+        main(
+            [
+                "embed",
+                str(source),
+                "--out",
+                str(tmp_path / "z.npy"),
+                "--epochs",
+                "2",
+                "--scale",
+                "none",
+                "--likelihood",
+                "bernoulli",
+            ]
+        )
+        == 0
+    )
+    np.save(source, np.random.RandomState(0).rand(30, 4) * 5)
+    with pytest.raises(ValueError, match="MinMaxScaler"):
+        main(
+            [
+                "embed",
+                str(source),
+                "--epochs",
+                "1",
+                "--scale",
+                "none",
+                "--likelihood",
+                "bernoulli",
+                "--out",
+                str(tmp_path / "z.npy"),
+            ]
+        )
