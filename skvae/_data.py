@@ -1,13 +1,16 @@
 """Training and inference data: rows of one array, served in batches.
 
-The data is held once, as a dense float32 tensor (on the training device when
-it is a GPU) or as a scipy CSR matrix that is densified one batch at a time.
+The data is held once: as a dense float32 tensor (on the training device when
+it is a GPU), as a scipy CSR matrix that is densified one batch at a time, or,
+for a memory-mapped file (``np.load(path, mmap_mode="r")``), as the file
+itself, read one batch at a time.
 Batches are index slices of it, never per-sample ``__getitem__`` calls and
 collation. With missing values, each batch comes with its observation mask and
 the gaps filled with zeros.
 """
 
 import math
+import mmap
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,14 +19,42 @@ import torch
 from ._utils import to_tensor
 
 
-def as_rows(X, device="cpu"):
-    """Hold ``X`` for batching: a float32 tensor on ``device``, or float32 CSR.
+def is_file_backed(X):
+    """Whether ``X`` is a memory-mapped float array, to be streamed."""
+    return isinstance(X, np.memmap) and X.dtype in (np.float32, np.float64)
 
-    Sparse matrices stay sparse on the host; only their batches are densified
-    (and moved to ``device``).
+
+def release_pages(X):
+    """Unmap the pages of a memory-mapped array that reads brought in.
+
+    They stay in the operating system's file cache, so the next read is still
+    fast, but they stop counting towards this process's resident memory.
+    """
+    mapping = getattr(X, "_mmap", None)
+    if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
+
+
+def file_chunks(X, max_bytes=2**26):
+    """Copies of consecutive row blocks of a memory-mapped array."""
+    rows = max(1, max_bytes // max(1, X.shape[1] * X.itemsize))
+    for start in range(0, X.shape[0], rows):
+        chunk = np.array(X[start : start + rows])
+        release_pages(X)
+        yield chunk
+
+
+def as_rows(X, device="cpu"):
+    """Hold ``X`` for batching: a float32 tensor on ``device``, float32 CSR, or
+    the memory-mapped array itself.
+
+    Sparse matrices stay sparse on the host and memory-mapped files on disk;
+    only their batches are densified or read (and moved to ``device``).
     """
     if sp.issparse(X):
         return sp.csr_matrix(X, dtype=np.float32)
+    if is_file_backed(X):
+        return X
     return to_tensor(X).to(device)
 
 
@@ -32,7 +63,7 @@ class InMemoryDataset(torch.utils.data.Dataset):
 
     Parameters
     ----------
-    X : Tensor of shape (n_samples, n_features) or scipy CSR matrix
+    X : Tensor of shape (n_samples, n_features), scipy CSR matrix or np.memmap
         The data, as returned by ``as_rows``.
     indices : Tensor of int64 or None
         Rows that belong to this dataset (all rows when None).
@@ -41,10 +72,14 @@ class InMemoryDataset(torch.utils.data.Dataset):
         boolean mask of the observed entries and zeros in the gaps.
     """
 
+    # Memory-mapped data: unmap the pages read after this many batches.
+    release_every = 1
+
     def __init__(self, X, indices=None, missing=False):
         self.X = X
         self.indices = indices
         self.missing = missing
+        self._reads = 0
 
     @property
     def device(self):
@@ -81,7 +116,13 @@ class InMemoryDataset(torch.utils.data.Dataset):
         else:
             if torch.is_tensor(rows):
                 rows = rows.cpu().numpy()
-            x = torch.from_numpy(self.X[rows].toarray())
+            if sp.issparse(self.X):
+                x = torch.from_numpy(self.X[rows].toarray())
+            else:
+                x = torch.from_numpy(np.array(self.X[rows], dtype=np.float32))
+                self._reads += 1
+                if self._reads % self.release_every == 0:
+                    release_pages(self.X)
         if not self.missing:
             return x, None
         mask = ~torch.isnan(x)

@@ -16,7 +16,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import ProgressBar
 
-from ._data import BatchIterator, HoldoutSplit, InMemoryDataset, as_rows
+from ._data import (
+    BatchIterator,
+    HoldoutSplit,
+    InMemoryDataset,
+    as_rows,
+    file_chunks,
+    is_file_backed,
+)
 from ._likelihoods import _LIKELIHOODS
 from ._modules import _ACTIVATIONS, VAEModule
 from ._persistence import load_model, save_model
@@ -341,7 +348,9 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data. With ``likelihood="bernoulli"`` all values must lie
-            in [0, 1]. Sparse matrices are densified one batch at a time.
+            in [0, 1]. Sparse matrices are densified one batch at a time, and
+            memory-mapped arrays (``np.load(path, mmap_mode="r")``) are read
+            one batch at a time.
 
         y : Ignored
             Not used, present for API consistency by convention.
@@ -424,6 +433,8 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Training checks the range of X; inference checks its results instead,
         which saves passes over X (see ``_finite``).
         """
+        if is_file_backed(X):
+            return self._validate_file_backed(X, reset, check_range, check_support)
         X = validate_data(
             self,
             X,
@@ -432,11 +443,24 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             ensure_all_finite="allow-nan" if self._missing else True,
             reset=reset,
         )
-        values = X.data if sp.issparse(X) else X
+        self._check_values(X.data if sp.issparse(X) else X, check_range, check_support)
+        return X
+
+    def _validate_file_backed(self, X, reset, check_range, check_support):
+        """Check a memory-mapped array block by block, never all in memory."""
+        finite = "allow-nan" if self._missing else True
+        validate_data(self, X[:1], ensure_all_finite=finite, reset=reset)
+        for chunk in file_chunks(X):
+            check_array(chunk, dtype=None, ensure_all_finite=finite)
+            self._check_values(chunk, check_range, check_support)
+        return X
+
+    def _check_values(self, values, check_range, check_support):
+        """Range and likelihood support of the values of X."""
         if self._missing:
             values = values[~np.isnan(values)]
         if values.size == 0:
-            return X
+            return
         largest = max(float(values.max()), -float(values.min())) if check_range else 0
         if largest > _LARGEST_VALUE:
             raise ValueError(
@@ -446,7 +470,6 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             )
         if check_support:
             _LIKELIHOODS[self.likelihood].check_support(values)
-        return X
 
     @staticmethod
     def _finite(tensor, what):
