@@ -44,6 +44,17 @@ def file_chunks(X, max_bytes=2**26):
         yield chunk
 
 
+# Share of the GPU's free memory that the training data may take; the rest is
+# left for the model, its gradients, optimizer state and activations.
+_DEVICE_DATA_SHARE = 0.5
+
+
+def fits_on_device(n_bytes, device):
+    """Whether ``n_bytes`` of data fit comfortably on a CUDA ``device``."""
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return n_bytes <= _DEVICE_DATA_SHARE * free
+
+
 def as_rows(X, device="cpu"):
     """Hold ``X`` for batching: a float32 tensor on ``device``, float32 CSR, or
     the memory-mapped array itself.
@@ -55,7 +66,12 @@ def as_rows(X, device="cpu"):
         return sp.csr_matrix(X, dtype=np.float32)
     if is_file_backed(X):
         return X
-    return to_tensor(X).to(device)
+    rows = to_tensor(X)
+    if str(device).startswith("cuda") and not fits_on_device(rows.nbytes, device):
+        # Too large for the GPU: keep it on the host in page-locked memory, from
+        # which each batch is copied to the GPU asynchronously.
+        return rows.pin_memory()
+    return rows.to(device)
 
 
 class InMemoryDataset(torch.utils.data.Dataset):
@@ -113,6 +129,8 @@ class InMemoryDataset(torch.utils.data.Dataset):
         """
         if torch.is_tensor(self.X):
             x = self.X[rows]
+            if self.X.is_pinned() and not x.is_pinned():
+                x = x.pin_memory()  # so that the copy to the GPU is asynchronous
         else:
             if torch.is_tensor(rows):
                 rows = rows.cpu().numpy()

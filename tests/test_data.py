@@ -66,3 +66,24 @@ def test_subsets_keep_sparse_and_missing_settings():
     assert train.missing and valid.missing and len(valid) == 1
     x, mask = valid.take(valid.indices)
     assert x.shape == (1, 2) and mask is not None
+
+
+def test_data_goes_to_the_gpu_only_when_it_fits(monkeypatch):
+    from skvae import _data
+
+    free = 1000
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (free, 4 * free))
+    assert _data.fits_on_device(400, "cuda")
+    assert not _data.fits_on_device(600, "cuda")  # more than half the free memory
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_large_data_streams_from_pinned_host_memory(monkeypatch):
+    from skvae import _data
+
+    monkeypatch.setattr(_data, "fits_on_device", lambda n_bytes, device: False)
+    rows = as_rows(np.random.rand(100, 5), "cuda")
+    assert rows.device.type == "cpu" and rows.is_pinned()
+    x, _ = next(iter(BatchIterator(InMemoryDataset(rows), 10, device="cuda")))
+    assert x.is_cuda and x.shape == (10, 5)
