@@ -406,6 +406,10 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             # After unpickling a GPU model on a machine without one, skorch
             # moved the net to the CPU: keep training where the net is.
             self._device = str(net.device)
+            # The batch iterators' target device is a plain attribute of the
+            # net (skorch reads iterator_* parameters when it builds them).
+            net.iterator_train__device = self._device
+            net.iterator_valid__device = self._device
         if self._missing and not np.isnan(self.missing_values):
             raise ValueError(
                 "missing_values must be None or np.nan, got "

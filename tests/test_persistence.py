@@ -186,3 +186,19 @@ def test_garbage_is_a_clear_error(tmp_path, content):
 def test_a_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="No model file"):
         VAETransformer.load(tmp_path / "nothing.safetensors")
+
+
+def test_an_unpickled_gpu_model_keeps_training_on_the_cpu(fitted_vae, digits):
+    import pickle
+
+    X, _ = digits
+    gpu_model = copy.deepcopy(fitted_vae)
+    # What a model fitted on a GPU looks like once skorch has mapped it to the
+    # CPU of a machine without one: the net is on the CPU, the rest says cuda.
+    gpu_model._device = "cuda"
+    gpu_model.net_.iterator_train__device = "cuda"
+    gpu_model.net_.iterator_valid__device = "cuda"
+    restored = pickle.loads(pickle.dumps(gpu_model))
+    restored.partial_fit(X)
+    assert restored.n_iter_ == fitted_vae.n_iter_ + 1
+    assert restored._device == "cpu"
