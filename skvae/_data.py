@@ -86,15 +86,20 @@ class InMemoryDataset(torch.utils.data.Dataset):
     missing : bool, default=False
         Whether NaN entries mark missing values; batches then come with a
         boolean mask of the observed entries and zeros in the gaps.
+    generator : torch.Generator or None, default=None
+        Draws the shuffling permutations when training is spread over several
+        processes: seeded alike everywhere, so that all processes agree on the
+        order and each takes its own share. None uses torch's global generator.
     """
 
     # Memory-mapped data: unmap the pages read after this many batches.
     release_every = 1
 
-    def __init__(self, X, indices=None, missing=False):
+    def __init__(self, X, indices=None, missing=False, generator=None):
         self.X = X
         self.indices = indices
         self.missing = missing
+        self.generator = generator
         self._reads = 0
 
     @property
@@ -112,7 +117,7 @@ class InMemoryDataset(torch.utils.data.Dataset):
 
     def subset(self, indices):
         """The same rows restricted to ``indices`` (positions in ``X``)."""
-        return InMemoryDataset(self.X, indices, self.missing)
+        return InMemoryDataset(self.X, indices, self.missing, self.generator)
 
     def take(self, rows):
         """Dense batch ``(x, mask)`` of the given rows of ``X``.
@@ -164,27 +169,47 @@ class BatchIterator:
     shuffle : bool, default=False
     device : str or torch.device, default="cpu"
         Where batches are sent, if the data lives elsewhere.
+    rank, world_size : int, default=0, 1
+        With ``world_size > 1`` and ``shuffle``, this process's share of each
+        epoch: rows ``rank, rank + world_size, ...`` of a permutation that all
+        processes draw alike (the remainder rows of the epoch are left out, so
+        that every process runs the same number of batches).
     """
 
-    def __init__(self, dataset, batch_size=128, shuffle=False, device="cpu"):
+    def __init__(
+        self, dataset, batch_size=128, shuffle=False, device="cpu", rank=0, world_size=1
+    ):
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.device = device
+        self.rank = rank
+        self.world_size = world_size
+
+    def _n_rows(self):
+        if self.shuffle and self.world_size > 1:
+            return len(self.dataset) // self.world_size
+        return len(self.dataset)
 
     def __len__(self):
-        return math.ceil(len(self.dataset) / self.batch_size)
+        return math.ceil(self._n_rows() / self.batch_size)
 
     def _order(self):
         indices = self.dataset.indices
         if not self.shuffle:
             return indices
-        order = torch.randperm(len(self.dataset), device=self.dataset.device)
+        generator = self.dataset.generator
+        if generator is None:
+            order = torch.randperm(len(self.dataset), device=self.dataset.device)
+        else:
+            order = torch.randperm(len(self.dataset), generator=generator)
+            order = order[self.rank :: self.world_size][: self._n_rows()]
+            order = order.to(self.dataset.device)
         return order if indices is None else indices[order]
 
     def __iter__(self):
         order, size = self._order(), self.batch_size
-        for start in range(0, len(self.dataset), size):
+        for start in range(0, self._n_rows(), size):
             if order is None:
                 rows = slice(start, start + size)
             else:

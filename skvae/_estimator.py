@@ -30,7 +30,9 @@ from ._persistence import load_model, save_model
 from ._training import StopWhenConverged, _VAENet
 from ._utils import (
     draw_seed,
+    process_group,
     resolve_device,
+    shared_seed,
     supports_fused,
     to_numpy,
     to_tensor,
@@ -417,16 +419,27 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             )
         hidden_layer_sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
         X = self._validate_X(X, reset=reset)
+        rank, world_size = process_group()
         if reset:
             self._rng = check_random_state(self.random_state)
+            if world_size > 1:
+                # Data-parallel training: every process starts from the same
+                # seed, hence the same initial weights and validation split.
+                self._rng = np.random.RandomState(shared_seed(draw_seed(self._rng)))
             self._score_seed = draw_seed(self._rng)
             self._device = resolve_device(self.device)
             self._dtype = X.dtype
             net = self._build_net(X.shape[1], hidden_layer_sizes)
         dataset = self._dataset(X, self._device)
-        with torch_seeded(draw_seed(self._rng), self._device):
+        seed = draw_seed(self._rng)
+        with torch_seeded(seed, self._device):
             if reset:
                 net.initialize()
+            if world_size > 1:
+                # One shuffling order for all processes, each taking its share,
+                # and training noise of its own.
+                dataset.generator = torch.Generator().manual_seed(seed)
+                torch.manual_seed(seed + 1 + rank)
             net.partial_fit(dataset, epochs=epochs)
         self._store_fit_results(net)
         return self
@@ -537,6 +550,8 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             iterator_train=BatchIterator,
             iterator_train__shuffle=True,
             iterator_train__device=self._device,
+            iterator_train__rank=process_group()[0],
+            iterator_train__world_size=process_group()[1],
             iterator_valid=BatchIterator,
             iterator_valid__device=self._device,
             train_split=train_split,

@@ -17,7 +17,7 @@ from skorch.callbacks import (
 from torch import nn
 
 from ._data import InMemoryDataset, iter_rows
-from ._utils import row_keyed_normal
+from ._utils import process_group, row_keyed_normal
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -186,6 +186,54 @@ class RollBackInterruptedEpoch(Callback):
         return True
 
 
+class AverageGradients(Callback):
+    """Data-parallel training: average the gradients over all processes.
+
+    Each process of a ``torch.distributed`` group trains on its own share of
+    every epoch; after each backward pass the gradients are summed across the
+    group (``all_reduce``) and divided by its size, so every process takes the
+    same optimizer step and the copies of the model stay identical.
+    """
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        world_size = process_group()[1]
+        if world_size == 1:  # e.g. a model unpickled outside the group
+            return
+        for _, param in named_parameters:
+            if param.grad is not None:
+                torch.distributed.all_reduce(param.grad)
+                param.grad.div_(world_size)
+
+
+class AverageEpochScores(Callback):
+    """Data-parallel training: average each epoch's losses over all processes.
+
+    The decisions taken on them (convergence, early stopping, the best epoch)
+    are then the same in every process, as they must be for the processes to
+    keep running the same steps.
+    """
+
+    keys = tuple(
+        f"{prefix}_{term}"
+        for prefix in ("train", "valid")
+        for term in ("loss", "reconstruction", "kl")
+    )
+
+    def on_epoch_end(self, net, **kwargs):
+        if process_group()[1] == 1:
+            return
+        row = net.history[-1]
+        keys = [key for key in self.keys if key in row]
+        # On the net's device: NCCL, the GPU backend, reduces GPU tensors only.
+        values = torch.tensor(
+            [row[key] for key in keys], dtype=torch.float64, device=net.device
+        )
+        torch.distributed.all_reduce(values)
+        values /= torch.distributed.get_world_size()
+        for key, value in zip(keys, values.tolist()):
+            net.history.record(key, value)
+
+
 class StopWhenConverged(EarlyStopping):
     """skorch ``EarlyStopping`` that ignores the first ``skip_epochs`` epochs.
 
@@ -232,6 +280,9 @@ class _VAENet(NeuralNet):
             for prefix, train in phases
             for term in ("loss", "reconstruction", "kl")
         ]
+        if process_group()[1] > 1:
+            callbacks.append(("average_gradients", AverageGradients()))
+            callbacks.append(("average_epoch_scores", AverageEpochScores()))
         callbacks.append(("roll_back_interrupted_epoch", RollBackInterruptedEpoch()))
         if self.verbose:
             callbacks.append(("print_log", PrintLog()))
@@ -267,8 +318,14 @@ class _VAENet(NeuralNet):
         terms = self.criterion_(y_pred, X, self.module_.likelihood, warmup, y_true)
         reconstruction, kl = terms.reconstruction.item(), terms.kl.item()
         # Raising here, inside the optimizer's closure, stops training before
-        # a non-finite loss can turn the weights into NaN.
-        if not (math.isfinite(reconstruction) and math.isfinite(kl)):
+        # a non-finite loss can turn the weights into NaN. Across processes all
+        # must stop together, or the others would wait forever for this one.
+        finite = math.isfinite(reconstruction) and math.isfinite(kl)
+        if process_group()[1] > 1:
+            flag = torch.tensor([0.0 if finite else 1.0], device=self.device)
+            torch.distributed.all_reduce(flag)
+            finite = flag.item() == 0.0
+        if not finite:
             raise _divergence_error(self, training, reconstruction, kl)
         prefix = "train" if training else "valid"
         self.history.record_batch(f"{prefix}_reconstruction", reconstruction)

@@ -68,6 +68,26 @@ def supports_fused(optimizer_class, device):
     return True
 
 
+def process_group():
+    """``(rank, world_size)`` of this process in ``torch.distributed``.
+
+    ``(0, 1)`` unless a process group with more than one process is set up,
+    for example by ``torchrun`` and ``torch.distributed.init_process_group``.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def shared_seed(seed):
+    """The seed of process 0, on every process of the group."""
+    if process_group()[1] == 1:
+        return seed
+    box = [seed]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def draw_seed(random_state):
     """Draw a 31-bit seed from a ``numpy.random.RandomState``."""
     return int(random_state.randint(np.iinfo(np.int32).max))
