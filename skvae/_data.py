@@ -92,15 +92,14 @@ class InMemoryDataset(torch.utils.data.Dataset):
         order and each takes its own share. None uses torch's global generator.
     """
 
-    # Memory-mapped data: unmap the pages read after this many batches.
-    release_every = 1
-
     def __init__(self, X, indices=None, missing=False, generator=None):
         self.X = X
         self.indices = indices
         self.missing = missing
         self.generator = generator
-        self._reads = 0
+        # Batches of page-locked rows are page-locked too, so that their copy
+        # to the GPU is asynchronous; decided once, not per batch.
+        self._pinned = torch.is_tensor(X) and X.is_pinned()
 
     @property
     def device(self):
@@ -134,8 +133,8 @@ class InMemoryDataset(torch.utils.data.Dataset):
         """
         if torch.is_tensor(self.X):
             x = self.X[rows]
-            if self.X.is_pinned() and not x.is_pinned():
-                x = x.pin_memory()  # so that the copy to the GPU is asynchronous
+            if self._pinned:
+                x = x.pin_memory()
         else:
             if torch.is_tensor(rows):
                 rows = rows.cpu().numpy()
@@ -143,9 +142,9 @@ class InMemoryDataset(torch.utils.data.Dataset):
                 x = torch.from_numpy(self.X[rows].toarray())
             else:
                 x = torch.from_numpy(np.array(self.X[rows], dtype=np.float32))
-                self._reads += 1
-                if self._reads % self.release_every == 0:
-                    release_pages(self.X)
+                # Unmap after every batch: the kernel maps pages around each
+                # one read, which over an epoch would map the whole file.
+                release_pages(self.X)
         if not self.missing:
             return x, None
         mask = ~torch.isnan(x)
@@ -216,15 +215,6 @@ class BatchIterator:
                 rows = order[start : start + size]
             x, mask = self.dataset.take(rows)
             yield _to(x, self.device), _to(mask, self.device)
-
-
-def iter_rows(dataset, batch_size):
-    """Consecutive batches ``(x, mask)`` of a dataset, for inference."""
-    for start in range(0, len(dataset), batch_size):
-        rows = slice(start, start + batch_size)
-        if dataset.indices is not None:
-            rows = dataset.indices[rows]
-        yield dataset.take(rows)
 
 
 class HoldoutSplit:

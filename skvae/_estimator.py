@@ -408,10 +408,6 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             # After unpickling a GPU model on a machine without one, skorch
             # moved the net to the CPU: keep training where the net is.
             self._device = str(net.device)
-            # The batch iterators' target device is a plain attribute of the
-            # net (skorch reads iterator_* parameters when it builds them).
-            net.iterator_train__device = self._device
-            net.iterator_valid__device = self._device
         if self._missing and not np.isnan(self.missing_values):
             raise ValueError(
                 "missing_values must be None or np.nan, got "
@@ -549,11 +545,9 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             batch_size=self.batch_size,
             iterator_train=BatchIterator,
             iterator_train__shuffle=True,
-            iterator_train__device=self._device,
             iterator_train__rank=process_group()[0],
             iterator_train__world_size=process_group()[1],
             iterator_valid=BatchIterator,
-            iterator_valid__device=self._device,
             train_split=train_split,
             callbacks=callbacks,
             device=self._device,

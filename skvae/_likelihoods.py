@@ -8,6 +8,7 @@ likelihood parameters that do not depend on z (such as a per-feature noise
 scale) are trained, saved and moved between devices with the rest of the model.
 """
 
+import abc
 import math
 
 import numpy as np
@@ -59,7 +60,7 @@ def _check_counts(name, X):
         )
 
 
-class Likelihood(nn.Module):
+class Likelihood(nn.Module, abc.ABC):
     """Base class of the observation models.
 
     Parameters
@@ -75,9 +76,9 @@ class Likelihood(nn.Module):
         super().__init__()
         self.n_features = n_features
 
+    @abc.abstractmethod
     def log_prob_elements(self, x, params):
         """Log-density of each entry of ``x``, shape ``(batch, n_features)``."""
-        raise NotImplementedError
 
     def log_prob(self, x, params, mask=None):
         """Log-density of ``x`` summed over features, shape ``(batch,)``.
@@ -96,13 +97,13 @@ class Likelihood(nn.Module):
             log_density = torch.where(mask, log_density, 0.0)
         return log_density.sum(dim=-1)
 
+    @abc.abstractmethod
     def mean(self, params):
         """Mean of the distribution, shape ``(batch, n_features)``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def sample(self, params, generator=None):
         """Draw one value per entry, shape ``(batch, n_features)``."""
-        raise NotImplementedError
 
     @classmethod
     def check_support(cls, X):

@@ -16,7 +16,7 @@ from skorch.callbacks import (
 )
 from torch import nn
 
-from ._data import InMemoryDataset, iter_rows
+from ._data import BatchIterator, InMemoryDataset
 from ._utils import process_group, row_keyed_normal
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -306,6 +306,16 @@ class _VAENet(NeuralNet):
             dict(self.callbacks_)["roll_back_interrupted_epoch"].roll_back(self)
             raise
 
+    def get_iterator(self, dataset, training=False):
+        """skorch's iterator, sending batches to wherever the net is now.
+
+        The net's device can change after it was built: a model pickled on a
+        GPU machine and loaded on a CPU-only one lives on the CPU.
+        """
+        iterator = super().get_iterator(dataset, training=training)
+        iterator.device = self.device
+        return iterator
+
     def _warmup(self, training):
         if not training or not self.kl_warmup_epochs:
             return 1.0
@@ -334,8 +344,8 @@ class _VAENet(NeuralNet):
 
     # -- inference: no_grad, eval mode, batches moved to the net's device --
     def _batches(self, dataset, batch_size):
-        for x, mask in iter_rows(dataset, batch_size):
-            yield x.to(self.device, non_blocking=True)
+        for x, _ in BatchIterator(dataset, batch_size, device=self.device):
+            yield x
 
     @torch.no_grad()
     def encode(self, dataset, batch_size):
@@ -388,7 +398,7 @@ class _VAENet(NeuralNet):
         # K draws per row: shrink the batch so the decoder sees ~batch_size rows.
         rows = max(1, batch_size // n_draws)
         out = []
-        for x, mask in iter_rows(dataset, rows):
+        for x, mask in BatchIterator(dataset, rows):  # on the host, for the keys
             eps = row_keyed_normal(x, n_draws, n_components, seed).to(self.device)
             x = x.to(self.device, non_blocking=True)
             mask = None if mask is None else mask.to(self.device)

@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from skvae._data import BatchIterator, HoldoutSplit, InMemoryDataset, as_rows, iter_rows
+from skvae._data import BatchIterator, HoldoutSplit, InMemoryDataset, as_rows
 
 
 def test_batch_iterator_visits_every_row_once_per_epoch():
@@ -47,7 +47,7 @@ def test_sparse_rows_are_densified_one_batch_at_a_time():
     seen = torch.cat([x for x, _ in batches])
     expected = torch.tensor(X.toarray(), dtype=torch.float32)
     assert torch.allclose(seen.sum(0), expected.sum(0))  # every row once
-    ordered = torch.cat([x for x, _ in iter_rows(dataset, 16)])
+    ordered = torch.cat([x for x, _ in BatchIterator(dataset, 16)])
     assert torch.equal(ordered, expected)
 
 
