@@ -139,6 +139,23 @@ def load_saved_mnist(path):
         return data["X_train"], data["X_test"]
 
 
+def fit_skvae(X, epochs, device, seed=0, **params):
+    """``VAETransformer`` trained for exactly ``epochs`` epochs with the
+    benchmarks' batch size and learning rate (``n_iter_no_change`` beyond
+    ``epochs`` switches off the convergence stop); ``params`` override."""
+    from skvae import VAETransformer
+
+    settings = dict(
+        max_epochs=epochs,
+        n_iter_no_change=epochs + 1,
+        batch_size=BATCH_SIZE,
+        learning_rate=LEARNING_RATE,
+        random_state=seed,
+        device=device,
+    )
+    return VAETransformer(**{**settings, **params}).fit(X)
+
+
 def synthetic(n_samples, n_features, seed=0):
     """Uniform data in [0, 1], float32."""
     rng = np.random.default_rng(seed)

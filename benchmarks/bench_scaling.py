@@ -41,17 +41,8 @@ GRID_SAMPLES_QUICK = 4_000
 
 def epoch_seconds(n_samples, n_features, hidden, epochs, device):
     """Fastest epoch, in seconds, of a fit on synthetic data."""
-    from skvae import VAETransformer
-
     X = C.synthetic(n_samples, n_features)
-    vae = VAETransformer(
-        hidden_layer_sizes=(hidden,),
-        max_epochs=epochs,
-        n_iter_no_change=epochs + 1,
-        batch_size=C.BATCH_SIZE,
-        random_state=0,
-        device=device,
-    ).fit(X)
+    vae = C.fit_skvae(X, epochs, device, hidden_layer_sizes=(hidden,))
     return min(vae.history_[:, "dur"])
 
 

@@ -64,17 +64,7 @@ WARMUP_ROWS = 512
 # The contenders: train on X for `epochs`, return (encode, decode) callables
 # --------------------------------------------------------------------------
 def train_skvae(X, epochs, device, seed):
-    from skvae import VAETransformer
-
-    vae = VAETransformer(
-        max_epochs=epochs,
-        n_iter_no_change=epochs + 1,
-        batch_size=C.BATCH_SIZE,
-        learning_rate=C.LEARNING_RATE,
-        random_state=seed,
-        device=device,
-    ).fit(X)
-    module = vae.net_.module_
+    module = C.fit_skvae(X, epochs, device, seed).net_.module_
     return module.encoder, module.decoder
 
 

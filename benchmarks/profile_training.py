@@ -38,22 +38,9 @@ import _common as C
 import torch
 
 
-def skvae_fit(X, epochs, device, seed=0):
-    from skvae import VAETransformer
-
-    return VAETransformer(
-        max_epochs=epochs,
-        n_iter_no_change=epochs + 1,
-        batch_size=C.BATCH_SIZE,
-        learning_rate=C.LEARNING_RATE,
-        random_state=seed,
-        device=device,
-    ).fit(X)
-
-
 def skvae_epoch(X, epochs, device):
     """Fastest epoch of a skvae fit, in seconds."""
-    return min(skvae_fit(X, epochs, device).history_[:, "dur"])
+    return min(C.fit_skvae(X, epochs, device).history_[:, "dur"])
 
 
 def hand_epoch(module_factory, X, epochs, device, fused, items):
@@ -92,7 +79,7 @@ def hand_epoch(module_factory, X, epochs, device, fused, items):
 def decomposition(X, epochs, rounds, device):
     # A module built exactly as skvae builds it (same class and arguments),
     # and whether skvae's optimizer is the fused one.
-    template = skvae_fit(X[:256], 1, device).net_
+    template = C.fit_skvae(X[:256], 1, device).net_
     skvae_fused = bool(template.optimizer_.defaults.get("fused"))
 
     def factory():
@@ -159,10 +146,10 @@ PARTS = [
 
 
 def profile(X, epochs, device):
-    skvae_fit(X[:512], 1, device)  # warm-up outside the profile
+    C.fit_skvae(X[:512], 1, device)  # warm-up outside the profile
     profiler = cProfile.Profile()
     profiler.enable()
-    skvae_fit(X, epochs, device)
+    C.fit_skvae(X, epochs, device)
     profiler.disable()
     stats = pstats.Stats(profiler)
     n_batches = epochs * math.ceil(len(X) / C.BATCH_SIZE)
