@@ -2,15 +2,19 @@
 
 One ``.safetensors`` file holds the tensors (model weights and optimizer
 state) and, in its header metadata, a JSON document with the parameters, the
-fitted attributes, the library versions and a SHA-256 digest of everything.
-Loading parses tensors and JSON only: it never executes code from the file.
+fitted attributes, the per-epoch training history and the library versions,
+plus a SHA-256 digest of the document and of every tensor's name, dtype, shape
+and bytes. Loading parses tensors and JSON only: it never executes code from
+the file.
 """
 
 import hashlib
 import json
+import math
 import os
+import stat
 import tempfile
-import warnings
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
@@ -20,20 +24,30 @@ import sklearn
 import skorch
 import torch
 
-from ._utils import resolve_device, torch_seeded
+from ._utils import forked_rng, resolve_device
 
 FORMAT = "skvae.VAETransformer"
-FORMAT_VERSION = 1
+# Version 2: the digest covers dtypes and shapes, parameters keep their types,
+# the history is per epoch. Version 1 files are still read.
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 _META_KEY = "skvae"
 _FITTED = ("n_iter_", "loss_curve_", "validation_scores_", "best_epoch_")
 
 
-def _digest(document, tensors):
-    """SHA-256 over the JSON document and every tensor, in name order."""
+def _digest(document, tensors, version=FORMAT_VERSION):
+    """SHA-256 over the JSON document and every tensor, in name order.
+
+    Each tensor contributes its name, dtype, shape and bytes: everything that
+    decides what is loaded (version 1 left out dtypes and shapes).
+    """
     sha = hashlib.sha256(document.encode())
     for name in sorted(tensors):
+        tensor = tensors[name]
         sha.update(name.encode())
-        sha.update(tensors[name].numpy().tobytes())
+        if version >= 2:
+            sha.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
+        sha.update(tensor.numpy().tobytes())
     return sha.hexdigest()
 
 
@@ -51,25 +65,76 @@ def _optimizer_tensors(optimizer):
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
+# Parameter values are stored as JSON, with tags for what JSON cannot tell
+# apart (tuples from lists, non-finite floats, dicts with non-string keys).
+def _encode(value, name):
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, Real):
+        value = float(value)
+        return value if math.isfinite(value) else {"float": repr(value)}
+    if isinstance(value, list):
+        return [_encode(v, name) for v in value]
+    if isinstance(value, tuple):
+        return {"tuple": [_encode(v, name) for v in value]}
+    if isinstance(value, dict):
+        return {
+            "dict": [[_encode(k, name), _encode(v, name)] for k, v in value.items()]
+        }
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return {"ndarray": _encode(value.tolist(), name), "dtype": value.dtype.str}
+    if isinstance(value, np.random.RandomState):
+        return {"RandomState": _rng_state(value)}
+    raise ValueError(
+        f"save() cannot store {name}={value!r}: the file holds plain data only "
+        "(numbers, strings, None, lists, tuples, dicts, arrays of numbers). Use "
+        f"pickle or joblib to keep it, or set_params({name}=None) before saving "
+        "if the fitted model does not need it."
+    )
+
+
+def _decode(value):
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    (tag,) = set(value) - {"dtype"}
+    if tag == "tuple":
+        return tuple(_decode(v) for v in value["tuple"])
+    if tag == "dict":
+        return {_decode(k): _decode(v) for k, v in value["dict"]}
+    if tag == "float":
+        return float(value["float"])
+    if tag == "ndarray":
+        return np.asarray(_decode(value["ndarray"]), dtype=value["dtype"])
+    if tag == "RandomState":
+        return _rng_from_state(value["RandomState"])
+    raise ValueError(f"Unknown parameter encoding {tag!r}.")
+
+
+def encode_params(params):
+    """JSON-able form of ``get_params()``, decoded exactly by ``decode_params``.
+
+    Values come back equal in value and type family (NumPy scalars as Python
+    ints, floats and bools); a value that is not plain data is an error that
+    names the parameter.
+    """
+    return {name: _encode(value, name) for name, value in params.items()}
+
+
+def decode_params(encoded):
+    """Parameters from the output of ``encode_params`` (after a JSON trip)."""
+    return {name: _decode(value) for name, value in encoded.items()}
+
+
 def _jsonable_params(estimator):
-    params = estimator.get_params()
-    dropped = []
-    if params["callbacks"] is not None:
-        params["callbacks"] = None
-        dropped.append("callbacks")
-    if not (params["random_state"] is None or isinstance(params["random_state"], int)):
-        params["random_state"] = None
-        dropped.append("random_state")
-    if dropped:
-        warnings.warn(
-            f"save() stores {', '.join(dropped)} as None: these objects are not "
-            "plain data. Use pickle or joblib to keep them.",
-            UserWarning,
-            stacklevel=3,
-        )
-    params["hidden_layer_sizes"] = list(np.atleast_1d(params["hidden_layer_sizes"]))
+    params = dict(estimator.get_params())
     params["module"] = _qualified_name(params["module"])
-    return json.loads(json.dumps(params, default=int))
+    return encode_params(params)
 
 
 def _qualified_name(cls):
@@ -119,11 +184,29 @@ def save_model(estimator, path):
                 "rng_state": _rng_state(estimator._rng),
             },
             "optimizer": optimizer_rest,
-            "history": net.history.to_list(),
-        }
+            "history": _epoch_history(net.history),
+        },
+        default=_numpy_scalar,
     )
     metadata = {_META_KEY: document, "sha256": _digest(document, tensors)}
     _atomic_write(path, safetensors.torch.save(tensors, metadata=metadata))
+
+
+def _numpy_scalar(value):
+    """JSON form of the NumPy scalars that end up in optimizer settings."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _epoch_history(history):
+    """The per-epoch records of a skorch history, without per-batch ones.
+
+    Per-batch records grow with the data (a million rows make thousands per
+    epoch) and the safetensors header is capped at 100 MB; the epoch records
+    carry the means of the batch values.
+    """
+    return [{k: v for k, v in epoch.items() if k != "batches"} for epoch in history]
 
 
 def _rng_state(random_state):
@@ -132,11 +215,33 @@ def _rng_state(random_state):
     return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
 
 
+def _rng_from_state(state):
+    """A ``RandomState`` in the state recorded by ``_rng_state``."""
+    name, keys, pos, has_gauss, cached = state
+    random_state = np.random.RandomState()
+    random_state.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, cached))
+    return random_state
+
+
+def _new_file_mode(path):
+    """The mode ``open(path, "w")`` would give: kept if ``path`` exists, else
+    0o666 less the process's umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)  # reading the umask means setting it; put it back
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def _atomic_write(path, data):
     """Write ``data`` to ``path`` so that a failure never leaves half a file."""
     path = Path(path)
+    mode = _new_file_mode(path)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        # mkstemp creates the file readable by its owner only.
+        os.fchmod(handle, mode)
         with os.fdopen(handle, "wb") as f:
             f.write(data)
             f.flush()
@@ -178,23 +283,32 @@ def _read(path):
             f"'{_META_KEY}' metadata. Save models with VAETransformer.save."
         )
     document = metadata[_META_KEY]
-    if metadata.get("sha256") != _digest(document, tensors):
+    info = _parse(document, path)
+    if metadata.get("sha256") != _digest(document, tensors, info["format_version"]):
         raise ValueError(
             f"{str(path)!r} failed its integrity check: its contents changed after "
             "it was saved (corrupted or edited). Re-save the model from its source."
         )
-    return tensors, _parse(document, path)
+    return tensors, info
 
 
 def _parse(document, path):
-    info = json.loads(document)
-    if info.get("format") != FORMAT:
-        raise ValueError(f"{str(path)!r} holds {info.get('format')!r}, not {FORMAT}.")
+    try:
+        info = json.loads(document)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{str(path)!r} failed its integrity check: its header is not valid "
+            f"JSON ({exc}). Re-save the model from its source."
+        ) from exc
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        format_ = info.get("format") if isinstance(info, dict) else None
+        raise ValueError(f"{str(path)!r} holds {format_!r}, not {FORMAT}.")
     version = info.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in _READABLE_VERSIONS:
         raise ValueError(
             f"{str(path)!r} uses model file format version {version}, but this "
-            f"skvae ({_versions()['skvae']}) reads version {FORMAT_VERSION}. Load "
+            f"skvae ({_versions()['skvae']}) reads versions "
+            f"{', '.join(map(str, _READABLE_VERSIONS))}. Load "
             f"it with the skvae version that wrote it ({info['versions']['skvae']}) "
             "and re-save it, or refit."
         )
@@ -212,8 +326,11 @@ def _load_device(device, trained_on):
 def load_model(cls, path, device=None, module=None):
     """Rebuild a fitted estimator of class ``cls`` from a file of ``save_model``."""
     tensors, info = _read(path)
-    params = info["params"]
-    params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    if info["format_version"] == 1:  # plain JSON, sizes as a list
+        params = dict(info["params"])
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    else:
+        params = decode_params(info["params"])
     params["module"] = _check_module(params["module"], module)
     estimator = cls(**params)
     private = info["private"]
@@ -222,11 +339,7 @@ def load_model(cls, path, device=None, module=None):
         estimator.device = estimator._device
     estimator._dtype = np.dtype(private["dtype"])
     estimator._score_seed = private["score_seed"]
-    name, keys, pos, has_gauss, cached = private["rng_state"]
-    estimator._rng = np.random.RandomState()
-    estimator._rng.set_state(
-        (name, np.asarray(keys, np.uint32), pos, has_gauss, cached)
-    )
+    estimator._rng = _rng_from_state(private["rng_state"])
     estimator.n_features_in_ = info["n_features_in_"]
     fitted = info["fitted"]
     if "feature_names_in_" in fitted:
@@ -245,7 +358,7 @@ def _restore_net(estimator, tensors, info):
 
     hidden = _check_hidden_layer_sizes(estimator.hidden_layer_sizes)
     net = estimator._build_net(estimator.n_features_in_, hidden)
-    with torch_seeded(0, estimator._device):  # initial weights are overwritten
+    with forked_rng(0, estimator._device):  # initial weights are overwritten
         net.initialize()
     prefix = "module."
     module_state = {

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 import safetensors.torch
 import torch
-from numpy.testing import assert_array_equal
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import NotFittedError
 
 from skvae import VAETransformer, _persistence
@@ -72,25 +74,15 @@ def test_a_gpu_trained_model_loads_on_a_cpu_only_machine(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     loaded = VAETransformer.load(tmp_path / "gpu.safetensors")
     assert loaded.device == "cpu" and loaded.net_.device == "cpu"
+    state = loaded.net_.optimizer_.state_dict()["state"]
+    tensors = [*loaded.net_.module_.state_dict().values()]
+    tensors += [v for slots in state.values() for v in slots.values()]
+    assert tensors and all(
+        t.device.type == "cpu" for t in tensors if torch.is_tensor(t)
+    )
     assert_array_equal(loaded.transform(X), fitted_vae.transform(X))
     with pytest.raises(ValueError, match="no CUDA device"):
         VAETransformer.load(tmp_path / "gpu.safetensors", device="cuda")
-
-
-def test_objects_that_are_not_plain_data_are_dropped_with_a_warning(binary, tmp_path):
-    from skorch.callbacks import LRScheduler
-
-    X, _ = binary
-    vae = VAETransformer(
-        max_epochs=1,
-        callbacks=[LRScheduler()],
-        random_state=np.random.RandomState(0),
-    ).fit(X)
-    with pytest.warns(UserWarning, match="callbacks, random_state"):
-        vae.save(tmp_path / "m.safetensors")
-    loaded = VAETransformer.load(tmp_path / "m.safetensors")
-    assert loaded.callbacks is None and loaded.random_state is None
-    assert_array_equal(loaded.transform(X), vae.transform(X))
 
 
 def test_saving_an_unfitted_model_is_an_error(tmp_path):
@@ -202,3 +194,193 @@ def test_an_unpickled_gpu_model_keeps_training_on_the_cpu(fitted_vae, digits):
     restored.partial_fit(X)
     assert restored.n_iter_ == fitted_vae.n_iter_ + 1
     assert restored._device == "cpu"
+    state = restored.net_.optimizer_.state_dict()["state"]
+    tensors = [*restored.net_.module_.state_dict().values()]
+    tensors += [v for slots in state.values() for v in slots.values()]
+    assert all(t.device.type == "cpu" for t in tensors if torch.is_tensor(t))
+
+
+# ------------------------------------------------- parameters, kept exactly
+def _same(a, b):
+    """Equal in value and type family (NaN equal to NaN)."""
+    if isinstance(a, np.random.RandomState):
+        return isinstance(b, np.random.RandomState) and all(
+            np.array_equal(x, y) for x, y in zip(a.get_state(), b.get_state())
+        )
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and np.array_equal(a, b)
+    if isinstance(a, (tuple, list)):
+        return (
+            type(a) is type(b)
+            and len(a) == len(b)
+            and all(_same(x, y) for x, y in zip(a, b))
+        )
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict)
+            and list(a) == list(b)
+            and all(_same(a[k], b[k]) for k in a)
+        )
+    for family in (bool, np.bool_), (str,), (type(None),):
+        if isinstance(a, family):
+            return isinstance(b, family) and a == b
+    if isinstance(a, (int, np.integer)):
+        return isinstance(b, (int, np.integer)) and not isinstance(b, bool) and a == b
+    if isinstance(a, (float, np.floating)):
+        return isinstance(b, (float, np.floating)) and (
+            a == b or (np.isnan(a) and np.isnan(b))
+        )
+    raise AssertionError(f"unexpected value {a!r}")
+
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.integers(-1000, 1000).map(np.int64),
+    st.integers(0, 255).map(np.uint8),
+    st.floats(-1e6, 1e6, width=32).map(np.float32),
+    st.floats(allow_nan=False).map(np.float64),
+    st.booleans().map(np.bool_),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(
+            st.one_of(st.text(max_size=4), st.integers(0, 50)), inner, max_size=3
+        ),
+    ),
+    max_leaves=8,
+)
+
+
+@settings(deadline=None, max_examples=200)
+@given(value=_values)
+def test_every_plain_parameter_value_comes_back_equal(value):
+    encoded = _persistence.encode_params({"p": value})
+    decoded = _persistence.decode_params(json.loads(json.dumps(encoded)))
+    assert _same(value, decoded["p"])
+
+
+def test_numpy_parameters_survive_save_and_load(binary, tmp_path):
+    X, _ = binary
+    vae = VAETransformer(
+        n_components=np.int64(2),
+        hidden_layer_sizes=np.array([8, 4]),
+        beta=np.float32(0.5),
+        tol=np.float32(1e-4),
+        learning_rate=np.float32(2e-3),
+        random_state=np.int64(3),
+        max_epochs=2,
+    ).fit(X)
+    vae.save(tmp_path / "m.safetensors")
+    loaded = VAETransformer.load(tmp_path / "m.safetensors")
+    for name, value in vae.get_params().items():
+        assert _same(value, loaded.get_params()[name]), name
+    assert loaded.beta == 0.5 and loaded.tol == np.float32(1e-4)
+    assert_array_equal(loaded.transform(X), vae.transform(X))
+
+
+def test_a_random_state_instance_is_kept_with_its_state(binary, tmp_path):
+    X, _ = binary
+    vae = VAETransformer(max_epochs=1, random_state=np.random.RandomState(0)).fit(X)
+    vae.save(tmp_path / "m.safetensors")
+    loaded = VAETransformer.load(tmp_path / "m.safetensors")
+    assert _same(vae.random_state, loaded.random_state)
+    assert loaded.random_state is not vae.random_state
+
+
+def test_parameters_that_are_not_plain_data_are_refused(binary, tmp_path):
+    from skorch.callbacks import LRScheduler
+
+    X, _ = binary
+    vae = VAETransformer(max_epochs=1, callbacks=[LRScheduler()]).fit(X)
+    with pytest.raises(ValueError, match="callbacks.*pickle"):
+        vae.save(tmp_path / "m.safetensors")
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+# ------------------------------------------------------- what the digest sees
+def _edit_header(path, old, new):
+    """Change the safetensors JSON header in place, keeping its length."""
+    data = bytearray(path.read_bytes())
+    n = int.from_bytes(data[:8], "little")
+    header = data[8 : 8 + n].decode()
+    assert old in header and len(old) == len(new)
+    data[8 : 8 + n] = header.replace(old, new, 1).encode()
+    path.write_bytes(bytes(data))
+
+
+def test_the_digest_covers_dtypes(saved):
+    with safetensors.safe_open(saved, "pt") as f:
+        assert f.get_tensor("module.decoder.head.bias").dtype == torch.float32
+    n = int.from_bytes(saved.read_bytes()[:8], "little")
+    header = json.loads(saved.read_bytes()[8 : 8 + n])
+    entry = json.dumps(header["module.decoder.head.bias"], separators=(",", ":"))
+    _edit_header(saved, entry, entry.replace("F32", "I32"))
+    with pytest.raises(ValueError, match="integrity check"):
+        VAETransformer.load(saved)
+
+
+def test_the_digest_covers_shapes(saved):
+    n = int.from_bytes(saved.read_bytes()[:8], "little")
+    header = json.loads(saved.read_bytes()[8 : 8 + n])
+    entry = json.dumps(header["module.encoder.head.weight"], separators=(",", ":"))
+    rows, cols = header["module.encoder.head.weight"]["shape"]
+    swapped = entry.replace(f"[{rows},{cols}]", f"[{cols},{rows}]")
+    assert len(swapped) == len(entry) and swapped != entry
+    _edit_header(saved, entry, swapped)
+    with pytest.raises(ValueError, match="integrity check"):
+        VAETransformer.load(saved)
+
+
+# --------------------------------------------------------- long trainings
+def test_a_long_training_history_can_be_saved(fitted_vae, tmp_path):
+    vae = copy.deepcopy(fitted_vae)
+    # 100 epochs of 8,000 batches each: a run of 1M rows at batch size 128.
+    batch = {"train_loss": 1.0, "train_batch_size": 128, "train_kl": 0.1}
+    for epoch in range(100):
+        vae.net_.history.new_epoch()
+        vae.net_.history.record("epoch", epoch)
+        vae.net_.history.record("batches", [dict(batch) for _ in range(8000)])
+        vae.net_.history.record("train_loss", 1.0)
+    vae.save(tmp_path / "m.safetensors")
+    assert (tmp_path / "m.safetensors").stat().st_size < 2**21
+    loaded = VAETransformer.load(tmp_path / "m.safetensors")
+    assert len(loaded.history_) == len(vae.net_.history)
+    assert loaded.history_[-1, "train_loss"] == 1.0
+
+
+# ------------------------------------------------------------- permissions
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_a_new_file_gets_the_permissions_of_the_umask(
+    fitted_vae, tmp_path, umask, mode
+):
+    old = os.umask(umask)
+    try:
+        fitted_vae.save(tmp_path / "m.safetensors")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == mode
+
+
+def test_overwriting_a_file_keeps_its_permissions(fitted_vae, saved):
+    os.chmod(saved, 0o640)
+    fitted_vae.save(saved)
+    assert saved.stat().st_mode & 0o777 == 0o640
+
+
+# ----------------------------------------------------- older file versions
+def test_a_version_1_file_still_loads():
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data"
+    expected = np.load(data / "model_v1_expected.npz")
+    loaded = VAETransformer.load(data / "model_v1.safetensors")
+    assert loaded.hidden_layer_sizes == (8,)
+    assert_allclose(loaded.transform(expected["X"]), expected["codes"], rtol=1e-6)
+    assert_allclose(loaded.score_samples(expected["X"]), expected["scores"], rtol=1e-5)
