@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ._utils import to_tensor
+from ._utils import process_group, to_tensor
 
 
 def is_file_backed(X):
@@ -168,25 +168,26 @@ class BatchIterator:
     shuffle : bool, default=False
     device : str or torch.device, default="cpu"
         Where batches are sent, if the data lives elsewhere.
-    rank, world_size : int, default=0, 1
-        With ``world_size > 1`` and ``shuffle``, this process's share of each
-        epoch: rows ``rank, rank + world_size, ...`` of a permutation that all
-        processes draw alike (the remainder rows of the epoch are left out, so
-        that every process runs the same number of batches).
+
+    Notes
+    -----
+    In a ``torch.distributed`` process group of more than one process, a
+    shuffled epoch is shared out: each process takes rows ``rank, rank +
+    world_size, ...`` of a permutation that all processes draw alike (the
+    remainder rows are left out, so that every process runs the same number
+    of batches). The group is looked up when an epoch starts, so a net built
+    inside a group and used outside it trains on all rows.
     """
 
-    def __init__(
-        self, dataset, batch_size=128, shuffle=False, device="cpu", rank=0, world_size=1
-    ):
+    def __init__(self, dataset, batch_size=128, shuffle=False, device="cpu"):
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.device = device
-        self.rank = rank
-        self.world_size = world_size
+        self.rank, self.world_size = process_group() if shuffle else (0, 1)
 
     def _n_rows(self):
-        if self.shuffle and self.world_size > 1:
+        if self.world_size > 1:
             return len(self.dataset) // self.world_size
         return len(self.dataset)
 
@@ -198,7 +199,7 @@ class BatchIterator:
         if not self.shuffle:
             return indices
         generator = self.dataset.generator
-        if generator is None:
+        if generator is None or self.world_size == 1:
             order = torch.randperm(len(self.dataset), device=self.dataset.device)
         else:
             order = torch.randperm(len(self.dataset), generator=generator)

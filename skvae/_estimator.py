@@ -30,13 +30,14 @@ from ._persistence import load_model, save_model
 from ._training import StopWhenConverged, _VAENet
 from ._utils import (
     draw_seed,
+    forked_rng,
     process_group,
     resolve_device,
+    seed_torch,
     shared_seed,
     supports_fused,
     to_numpy,
     to_tensor,
-    torch_seeded,
 )
 
 _OPTIMIZERS = {
@@ -417,25 +418,26 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         X = self._validate_X(X, reset=reset)
         rank, world_size = process_group()
         if reset:
+            self._device = resolve_device(self.device)
             self._rng = check_random_state(self.random_state)
             if world_size > 1:
                 # Data-parallel training: every process starts from the same
                 # seed, hence the same initial weights and validation split.
-                self._rng = np.random.RandomState(shared_seed(draw_seed(self._rng)))
+                seed = shared_seed(draw_seed(self._rng), self._device)
+                self._rng = np.random.RandomState(seed)
             self._score_seed = draw_seed(self._rng)
-            self._device = resolve_device(self.device)
             self._dtype = X.dtype
             net = self._build_net(X.shape[1], hidden_layer_sizes)
         dataset = self._dataset(X, self._device)
         seed = draw_seed(self._rng)
-        with torch_seeded(seed, self._device):
+        with forked_rng(seed, self._device):
             if reset:
                 net.initialize()
             if world_size > 1:
                 # One shuffling order for all processes, each taking its share,
                 # and training noise of its own.
                 dataset.generator = torch.Generator().manual_seed(seed)
-                torch.manual_seed(seed + 1 + rank)
+                seed_torch(seed + 1 + rank, self._device)
             net.partial_fit(dataset, epochs=epochs)
         self._store_fit_results(net)
         return self
@@ -545,8 +547,6 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             batch_size=self.batch_size,
             iterator_train=BatchIterator,
             iterator_train__shuffle=True,
-            iterator_train__rank=process_group()[0],
-            iterator_train__world_size=process_group()[1],
             iterator_valid=BatchIterator,
             train_split=train_split,
             callbacks=callbacks,

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._utils import forked_rng
+
 # Below this |logit| the continuous Bernoulli's closed forms are replaced by
 # Taylor series: the closed forms are 0/0 at logit 0 and lose digits next to
 # it, while the truncated series are accurate to ~1e-10 inside the window.
@@ -274,23 +276,14 @@ def _gamma_sample(concentration, rate, generator=None):
 
     torch samples the gamma distribution only from the global generator of the
     tensor's device. So an integer seed is drawn from ``generator``, and the
-    global generator of that one device is seeded with it inside
-    ``fork_rng``, which restores the caller's global random state afterwards.
+    global generator of that device is seeded with it inside ``forked_rng``,
+    which restores the caller's global random state afterwards.
     """
     gamma = torch.distributions.Gamma(concentration, rate)
     if generator is None:
         return gamma.sample()
     seed = int(torch.randint(2**62, (), generator=generator, device=generator.device))
-    device = concentration.device
-    # Fork (and so restore) exactly the device that is seeded: the CPU always,
-    # plus the one GPU the tensors live on, without touching other GPUs.
-    gpus = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=gpus, device_type="cuda"):
-        if device.type == "cuda":
-            with torch.cuda.device(device):
-                torch.cuda.manual_seed(seed)
-        else:
-            torch.default_generator.manual_seed(seed)
+    with forked_rng(seed, concentration.device):
         return gamma.sample()
 
 
@@ -326,9 +319,13 @@ class NegativeBinomialLikelihood(Likelihood):
         # softplus(log_ratio) and x log(p) = -x softplus(-log_ratio). The
         # softplus form keeps the first term accurate when theta >> mean,
         # where log(theta) - log(theta + mean) would cancel.
+        # lgamma(x + theta) - lgamma(theta) is a small difference of two large
+        # numbers when theta is large (about 1e6 each at theta = 1e5, where
+        # float32 keeps only ~0.06 of it): take it in float64.
+        x64, theta64 = x.double(), theta.double()
+        log_rising = torch.lgamma(x64 + theta64) - torch.lgamma(theta64)
         log_pmf = (
-            torch.lgamma(x + theta)
-            - torch.lgamma(theta)
+            log_rising.to(x.dtype)
             - torch.lgamma(x + 1)
             - theta * F.softplus(log_ratio)
             - x * F.softplus(-log_ratio)

@@ -1,6 +1,7 @@
 """Small helpers: device resolution, seeding, tensor <-> ndarray."""
 
 import functools
+import os
 import re
 import warnings
 from contextlib import contextmanager
@@ -14,8 +15,11 @@ _DEVICE_PATTERN = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
 def resolve_device(device):
     """Turn the ``device`` parameter into a concrete torch device string.
 
-    ``"auto"`` picks the first CUDA device when there is one and the CPU
-    otherwise; an explicit CUDA device that this machine lacks is an error.
+    ``"auto"`` picks a CUDA device when there is one and the CPU otherwise;
+    an explicit CUDA device that this machine lacks is an error. Inside a
+    ``torch.distributed`` group of several processes, ``"cuda"`` (and
+    ``"auto"``) mean this process's own GPU: ``cuda:LOCAL_RANK``, as
+    ``torchrun`` numbers the processes of each machine.
 
     Parameters
     ----------
@@ -32,7 +36,9 @@ def resolve_device(device):
             "or 'auto'."
         )
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if not torch.cuda.is_available():
+            return "cpu"
+        device = "cuda"
     if device == "cpu":
         return device
     if not torch.cuda.is_available():
@@ -47,6 +53,8 @@ def resolve_device(device):
             f"device={device!r} was requested but only "
             f"{torch.cuda.device_count()} CUDA device(s) are present."
         )
+    if device == "cuda" and process_group()[1] > 1:
+        return f"cuda:{local_rank()}"
     return device
 
 
@@ -79,12 +87,28 @@ def process_group():
     return 0, 1
 
 
-def shared_seed(seed):
-    """The seed of process 0, on every process of the group."""
+def local_rank():
+    """This process's index among the processes of its machine.
+
+    ``torchrun`` sets ``LOCAL_RANK``; without it, the global rank modulo the
+    number of GPUs, which is the same on a single machine.
+    """
+    if "LOCAL_RANK" in os.environ:
+        return int(os.environ["LOCAL_RANK"])
+    return process_group()[0] % max(1, torch.cuda.device_count())
+
+
+def shared_seed(seed, device):
+    """The seed of process 0, on every process of the group.
+
+    NCCL communicates through GPU tensors: the broadcast goes through this
+    process's own ``device``, not through whichever GPU happens to be current.
+    """
     if process_group()[1] == 1:
         return seed
     box = [seed]
-    torch.distributed.broadcast_object_list(box, src=0)
+    on = torch.device(device) if torch.distributed.get_backend() == "nccl" else None
+    torch.distributed.broadcast_object_list(box, src=0, device=on)
     return box[0]
 
 
@@ -93,17 +117,32 @@ def draw_seed(random_state):
     return int(random_state.randint(np.iinfo(np.int32).max))
 
 
+def seed_torch(seed, device):
+    """Seed torch's global generators of the CPU and of ``device``.
+
+    Unlike ``torch.manual_seed``, which seeds every CUDA device, this touches
+    only the generators that ``forked_rng`` saves and restores.
+    """
+    torch.default_generator.manual_seed(seed)
+    device = torch.device(device)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+
+
 @contextmanager
-def torch_seeded(seed, device):
+def forked_rng(seed, device):
     """Run a block with torch's global generators seeded, then restore them.
 
-    Module initialisation and the reparameterisation noise use torch's global
-    generators; forking them keeps training reproducible without changing the
-    random state the caller sees afterwards.
+    Module initialisation, the reparameterisation noise and gamma draws use
+    torch's global generators of the CPU and of the device the tensors live
+    on. Only those two are seeded, and both are restored afterwards, so the
+    caller's random state, on the CPU and on every GPU, is left as it was.
     """
-    devices = [torch.device(device)] if device.startswith("cuda") else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    device = torch.device(device)
+    gpus = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=gpus, device_type="cuda"):
+        seed_torch(seed, device)
         yield
 
 

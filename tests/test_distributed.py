@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from skvae import VAETransformer
 
 WORKER = textwrap.dedent(
     """
-    import json, sys
+    import json, pickle, sys
     import numpy as np
     import torch
     import torch.distributed as dist
@@ -36,6 +37,8 @@ WORKER = textwrap.dedent(
     }
     with open(sys.argv[1], "w") as f:
         json.dump(result, f)
+    with open(sys.argv[1] + ".pkl", "wb") as f:
+        pickle.dump(vae, f)
     dist.destroy_process_group()
     """
 )
@@ -74,6 +77,12 @@ def test_two_processes_train_one_model_like_one_process(tmp_path, digits):
     assert ranks[0]["score"] == ranks[1]["score"]
     assert ranks[0]["batches"] == int(np.ceil(1400 / 2 / 128))
 
+    # A model pickled inside the group and used outside it trains on all rows.
+    with open(tmp_path / "rank0.json.pkl", "rb") as f:
+        restored = pickle.load(f)
+    restored.partial_fit(digits[0][:10])
+    assert sum(b["train_batch_size"] for b in restored.history_[-1, "batches"]) == 10
+
     # Two processes of 128 rows each take the steps of one process with batches
     # of 256: the same training, so the same model within noise.
     X = digits[0]
@@ -81,3 +90,33 @@ def test_two_processes_train_one_model_like_one_process(tmp_path, digits):
         max_epochs=40, n_iter_no_change=40, batch_size=256, random_state=0
     ).fit(X[:1400])
     assert ranks[0]["score"] == pytest.approx(single.score(X[1400:]), rel=0.02)
+
+
+def test_each_process_of_a_group_uses_its_own_gpu(monkeypatch):
+    from skvae import _utils
+
+    monkeypatch.setattr(_utils, "process_group", lambda: (3, 4))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert _utils.resolve_device("cuda") == "cuda:1"
+    assert _utils.resolve_device("auto") == "cuda:1"
+    assert _utils.resolve_device("cuda:0") == "cuda:0"  # an explicit choice stays
+    monkeypatch.delenv("LOCAL_RANK")
+    assert _utils.resolve_device("cuda") == "cuda:1"  # rank 3 of 2 GPUs a machine
+
+
+@pytest.mark.parametrize("backend, device", [("nccl", "cuda:1"), ("gloo", None)])
+def test_the_seed_is_broadcast_on_the_processs_own_device(monkeypatch, backend, device):
+    from skvae import _utils
+
+    calls = []
+    monkeypatch.setattr(_utils, "process_group", lambda: (1, 2))
+    monkeypatch.setattr(torch.distributed, "get_backend", lambda: backend)
+    monkeypatch.setattr(
+        torch.distributed,
+        "broadcast_object_list",
+        lambda box, src, device=None: calls.append(device) or box.__setitem__(0, 7),
+    )
+    assert _utils.shared_seed(3, "cuda:1") == 7
+    assert calls == [None if device is None else torch.device(device)]
