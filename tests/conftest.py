@@ -6,12 +6,6 @@ from sklearn.datasets import load_digits, make_blobs
 from skvae import VAETransformer
 
 
-@pytest.fixture(autouse=True)
-def seed_everything():
-    torch.manual_seed(0)
-    np.random.seed(0)
-
-
 @pytest.fixture(scope="session")
 def blobs():
     """Small real-valued data with three clusters (for the Gaussian likelihood)."""

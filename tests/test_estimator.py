@@ -151,10 +151,14 @@ def test_sample_draws_new_data_from_the_prior(fitted_vae):
 def test_sample_from_the_gaussian_likelihood_adds_the_learned_noise(blobs):
     X, _ = blobs
     vae = VAETransformer(likelihood="gaussian", max_epochs=20, random_state=0).fit(X)
-    X_new = vae.sample(2000, random_state=0)
-    assert X_new.shape == (2000, 5)
-    assert np.all(np.isfinite(X_new))
-    assert np.unique(X_new).size > 1000
+    X_new = vae.sample(4000, random_state=0)
+    means = vae.sample(4000, random_state=0, return_mean=True)  # the same z
+    assert X_new.shape == means.shape == (4000, 5)
+    noise = X_new - means
+    scale = vae.net_.module_.likelihood.scale.detach().numpy()
+    # Draws are the means plus noise of the learned scale, feature by feature.
+    assert_allclose(noise.std(axis=0), scale, rtol=0.05)
+    assert_allclose(noise.mean(axis=0), 0, atol=4 * scale.max() / np.sqrt(4000))
 
 
 def test_sample_can_return_the_likelihood_mean(fitted_vae):
@@ -269,16 +273,28 @@ def test_dataframe_input_and_pandas_output(digits):
 
 
 # ------------------------------------------------------------ likelihoods
-def test_gaussian_likelihood_learns_a_scale_per_feature(blobs):
-    X, _ = blobs
-    X = X * np.array([1.0, 1.0, 1.0, 1.0, 100.0])
-    vae = VAETransformer(likelihood="gaussian", max_epochs=50, random_state=0).fit(
-        StandardScaler().fit_transform(X)
-    )
+def test_gaussian_likelihood_learns_a_scale_per_feature():
+    # One latent factor seen through four features, each with noise of its
+    # own level: the learned scales must recover those levels.
+    rng = np.random.RandomState(0)
+    noise = np.array([0.05, 0.2, 0.5, 1.0])
+    z = rng.randn(2000, 1)
+    X = z * np.array([1.0, -2.0, 1.5, 0.5]) + rng.randn(2000, 4) * noise
+    vae = VAETransformer(
+        n_components=1,
+        hidden_layer_sizes=(32,),
+        likelihood="gaussian",
+        learning_rate=1e-2,
+        max_epochs=60,
+        random_state=0,
+    ).fit(X)
     likelihood = vae.net_.module_.likelihood
     assert isinstance(likelihood, GaussianLikelihood)
-    assert likelihood.scale.shape == (5,)
-    assert not torch.allclose(likelihood.scale, torch.ones(5))
+    scale = likelihood.scale.detach().numpy()
+    assert np.all(np.diff(scale) > 0)  # in the order of the noise levels
+    assert_allclose(scale[1:], noise[1:], rtol=0.15)
+    # 60 epochs do not resolve the smallest level fully; it stays the smallest.
+    assert scale[0] < 0.15
 
 
 def test_bernoulli_outside_unit_interval_is_a_clear_error(blobs):
@@ -697,3 +713,43 @@ def test_missing_values_must_be_nan(low_rank_with_gaps):
     X, _, _ = low_rank_with_gaps
     with pytest.raises(ValueError, match="missing_values must be None or np.nan"):
         VAETransformer(likelihood="gaussian", missing_values=0).fit(X)
+
+
+def test_fit_seeds_only_the_generators_it_restores(binary, monkeypatch):
+    # torch.manual_seed would also seed every CUDA device, which fit does not
+    # restore; fit must seed the CPU and its own device only.
+    seeded_everywhere = []
+    monkeypatch.setattr(
+        torch.cuda, "manual_seed_all", lambda seed: seeded_everywhere.append(seed)
+    )
+    X, _ = binary
+    state = torch.get_rng_state()
+    VAETransformer(max_epochs=2, random_state=0).fit(X)
+    assert seeded_everywhere == []
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fit_on_the_gpu_leaves_every_device_generator_alone(digits):
+    X, _ = digits
+    states = [torch.cuda.get_rng_state(i) for i in range(torch.cuda.device_count())]
+    cpu_state = torch.get_rng_state()
+    VAETransformer(device="cuda", max_epochs=1, random_state=0).fit(X)
+    assert torch.equal(torch.get_rng_state(), cpu_state)
+    for i, state in enumerate(states):
+        assert torch.equal(torch.cuda.get_rng_state(i), state)
+
+
+@pytest.mark.parametrize("global_seed", [1, 2])
+def test_a_fixed_random_state_gives_the_same_model_whatever_the_global_state(
+    digits, global_seed
+):
+    X, _ = digits
+    torch.manual_seed(global_seed)
+    np.random.seed(global_seed)
+    codes = VAETransformer(max_epochs=2, random_state=0).fit(X[:300]).transform(X)
+    torch.manual_seed(100)
+    np.random.seed(100)
+    again = VAETransformer(max_epochs=2, random_state=0).fit(X[:300]).transform(X)
+    assert_array_equal(codes, again)

@@ -293,3 +293,23 @@ def test_masked_log_prob_is_the_log_prob_of_the_observed_entries(name):
     assert_allclose(
         likelihood.log_prob(x, params).detach(), elements.sum(-1).detach(), rtol=1e-6
     )
+
+
+def test_negative_binomial_log_prob_is_accurate_for_large_theta():
+    # As theta grows the negative binomial tends to the Poisson; in float32 the
+    # log-pmf must not lose the difference lgamma(x + theta) - lgamma(theta).
+    theta = 1e5
+    likelihood = NegativeBinomialLikelihood(1)
+    with torch.no_grad():
+        likelihood.raw_inverse_dispersion.fill_(
+            theta - NegativeBinomialLikelihood.min_inverse_dispersion
+        )  # softplus(t) == t for large t
+    x = torch.arange(0.0, 40.0).reshape(-1, 1)
+    log_mean = torch.full_like(x, math.log(12.0))
+    with torch.no_grad():
+        got = likelihood.log_prob_elements(x, log_mean).double()
+    expected = torch.distributions.NegativeBinomial(
+        total_count=torch.tensor(theta, dtype=torch.float64),
+        probs=torch.tensor(12.0 / (12.0 + theta), dtype=torch.float64),
+    ).log_prob(x.double())
+    assert_allclose(got, expected, atol=2e-3)

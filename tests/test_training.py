@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.testing import assert_allclose
 
-from skvae._likelihoods import BernoulliLikelihood
+from skvae._likelihoods import BernoulliLikelihood, GaussianLikelihood
 from skvae._modules import VAEModule, VAEOutput
 from skvae._training import gaussian_kl, log_marginal_likelihood, negative_elbo
 from skvae._utils import row_keyed_normal
@@ -68,6 +68,60 @@ def test_one_draw_estimate_is_the_single_sample_elbo():
         z_mean, z_logvar
     )
     assert_allclose(log_marginal_likelihood(module, x, eps).detach(), expected.detach())
+
+
+class _Affine(torch.nn.Module):
+    def __init__(self, weight, bias):
+        super().__init__()
+        self.weight, self.bias = weight, bias
+
+    def forward(self, x):
+        return x @ self.weight.T + self.bias
+
+
+class _ExactPosterior(torch.nn.Module):
+    """q(z | x) = the true posterior of a linear-Gaussian model."""
+
+    def __init__(self, W, b, noise):
+        super().__init__()
+        precision = torch.diag(1 + (W * W).sum(0) / noise**2)  # W^T W is diagonal
+        self.cov = torch.linalg.inv(precision)
+        self.W, self.b, self.noise = W, b, noise
+
+    def forward(self, x):
+        mean = (x - self.b) @ self.W / self.noise**2 @ self.cov
+        log_var = torch.log(torch.diagonal(self.cov)).expand_as(mean)
+        return mean, log_var
+
+
+@pytest.mark.parametrize("n_draws", [2, 5, 50])
+def test_importance_weighted_bound_is_exact_with_the_true_posterior(n_draws):
+    # z ~ N(0, I), x | z ~ N(W z + b, noise^2 I). When q(z | x) is the true
+    # posterior, every importance weight p(x, z) / q(z | x) equals p(x), so the
+    # bound is log p(x) for any number of draws: the -log K term and both
+    # log-densities must be exact.
+    torch.manual_seed(0)
+    n_features, n_components, noise = 5, 2, 0.7
+    Q, _ = torch.linalg.qr(torch.randn(n_features, n_components, dtype=torch.float64))
+    W = Q * torch.tensor([2.0, 0.5], dtype=torch.float64)  # orthogonal columns
+    b = torch.randn(n_features, dtype=torch.float64)
+    module = VAEModule(
+        n_features, n_components, hidden_layer_sizes=(3,), likelihood=GaussianLikelihood
+    ).double()
+    module.encoder = _ExactPosterior(W, b, noise)
+    module.decoder = _Affine(W, b)
+    with torch.no_grad():
+        module.likelihood.raw_scale.fill_(
+            math.log(math.expm1(noise - GaussianLikelihood.min_scale))
+        )
+    x = torch.randn(7, n_features, dtype=torch.float64) * 2
+    eps = torch.randn(n_draws, 7, n_components, dtype=torch.float64)
+    with torch.no_grad():
+        estimate = log_marginal_likelihood(module, x, eps)
+    marginal = torch.distributions.MultivariateNormal(
+        b, W @ W.T + noise**2 * torch.eye(n_features, dtype=torch.float64)
+    )
+    assert_allclose(estimate, marginal.log_prob(x), rtol=0, atol=1e-10)
 
 
 def test_importance_weighted_bound_is_tighter_than_the_elbo():
