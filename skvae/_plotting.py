@@ -145,16 +145,10 @@ class SamplesDisplay:
     ):
         """Draw z from the prior and show the decoder mean (or a sample) for each."""
         check_is_fitted(estimator)
-        if mean:
-            rng = np.random.RandomState(random_state)
-            z = rng.standard_normal((n_samples, estimator.n_components))
-            images, title = (
-                estimator.inverse_transform(z),
-                "Decoded draws from the prior",
-            )
-        else:
-            images = estimator.sample(n_samples, random_state=random_state)
-            title = "Samples from the model"
+        images = estimator.sample(
+            n_samples, random_state=random_state, return_mean=mean
+        )
+        title = "Decoded draws from the prior" if mean else "Samples from the model"
         return cls(images, image_shape, title).plot(ax=ax)
 
     def plot(self, ax=None, n_cols=8):

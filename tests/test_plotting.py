@@ -3,6 +3,7 @@
 import matplotlib
 import numpy as np
 import pytest
+from numpy.testing import assert_array_equal
 
 from skvae import (
     LatentSpaceDisplay,
@@ -53,6 +54,25 @@ def test_samples(fitted_vae, tmp_path, mean):
     )
     _render(display, tmp_path)
     assert display.images.shape == (10, 64)
+
+
+@pytest.mark.parametrize("mean", [True, False])
+def test_samples_take_a_random_state_instance(fitted_vae, mean):
+    def images(random_state):
+        return SamplesDisplay.from_estimator(
+            fitted_vae,
+            image_shape=(8, 8),
+            n_samples=4,
+            mean=mean,
+            random_state=random_state,
+        ).images
+
+    assert_array_equal(
+        images(np.random.RandomState(3)), images(np.random.RandomState(3))
+    )
+    assert not np.array_equal(
+        images(np.random.RandomState(3)), images(np.random.RandomState(4))
+    )
 
 
 def test_latent_traversal(fitted_vae, tmp_path):
