@@ -1,6 +1,5 @@
 """skvae: variational autoencoders as scikit-learn transformers."""
 
-from ._estimator import VAETransformer
 from ._modules import VAEModule
 from ._plotting import (
     LatentSpaceDisplay,
@@ -9,6 +8,7 @@ from ._plotting import (
     ReconstructionDisplay,
     SamplesDisplay,
 )
+from ._transformer import VAETransformer
 
 try:
     from ._version import __version__

@@ -90,13 +90,18 @@ class InMemoryDataset(torch.utils.data.Dataset):
         Draws the shuffling permutations when training is spread over several
         processes: seeded alike everywhere, so that all processes agree on the
         order and each takes its own share. None uses torch's global generator.
+    prepare : callable or None, default=None
+        Applied to each batch of a memory-mapped array as it is read (an
+        ndarray in, an ndarray out): checks its values, or encodes them, there
+        rather than in a pass of its own over the file.
     """
 
-    def __init__(self, X, indices=None, missing=False, generator=None):
+    def __init__(self, X, indices=None, missing=False, generator=None, prepare=None):
         self.X = X
         self.indices = indices
         self.missing = missing
         self.generator = generator
+        self.prepare = prepare
         # Batches of page-locked rows are page-locked too, so that their copy
         # to the GPU is asynchronous; decided once, not per batch.
         self._pinned = torch.is_tensor(X) and X.is_pinned()
@@ -116,7 +121,9 @@ class InMemoryDataset(torch.utils.data.Dataset):
 
     def subset(self, indices):
         """The same rows restricted to ``indices`` (positions in ``X``)."""
-        return InMemoryDataset(self.X, indices, self.missing, self.generator)
+        return InMemoryDataset(
+            self.X, indices, self.missing, self.generator, self.prepare
+        )
 
     def take(self, rows):
         """Dense batch ``(x, mask)`` of the given rows of ``X``.
@@ -141,10 +148,13 @@ class InMemoryDataset(torch.utils.data.Dataset):
             if sp.issparse(self.X):
                 x = torch.from_numpy(self.X[rows].toarray())
             else:
-                x = torch.from_numpy(np.array(self.X[rows], dtype=np.float32))
+                block = np.array(self.X[rows])
                 # Unmap after every batch: the kernel maps pages around each
                 # one read, which over an epoch would map the whole file.
                 release_pages(self.X)
+                if self.prepare is not None:
+                    block = self.prepare(block)
+                x = torch.from_numpy(block.astype(np.float32, copy=False))
         if not self.missing:
             return x, None
         mask = ~torch.isnan(x)

@@ -78,6 +78,11 @@ class Likelihood(nn.Module, abc.ABC):
         super().__init__()
         self.n_features = n_features
 
+    @property
+    def n_params(self):
+        """Number of decoder outputs: the width of ``params``."""
+        return self.n_features * self.n_params_per_feature
+
     @abc.abstractmethod
     def log_prob_elements(self, x, params):
         """Log-density of each entry of ``x``, shape ``(batch, n_features)``."""
@@ -348,10 +353,121 @@ class NegativeBinomialLikelihood(Likelihood):
         _check_counts("negative_binomial", X)
 
 
+class CategoricalLikelihood(Likelihood):
+    """One categorical variable, one-hot encoded over ``n_features`` entries.
+
+    The decoder outputs one logit per category; the probabilities are their
+    softmax. ``x`` is the one-hot row (a gap is masked across the whole
+    block), so ``log_prob`` is the log-probability of the observed category;
+    ``mean`` gives the probabilities and ``sample`` one-hot draws.
+    """
+
+    def log_prob_elements(self, x, params):
+        # Only the observed category's entry is non-zero; the row sums to
+        # log p(category). log_softmax stays finite for extreme logits.
+        return x * F.log_softmax(params, dim=-1)
+
+    def mean(self, params):
+        return F.softmax(params, dim=-1)
+
+    def sample(self, params, generator=None):
+        probs = F.softmax(params, dim=-1).reshape(-1, self.n_features)
+        draws = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        one_hot = F.one_hot(draws, self.n_features).to(params.dtype)
+        return one_hot.reshape(params.shape)
+
+
+class BlockLikelihood(Likelihood):
+    """Likelihoods side by side, each over its own block of features.
+
+    For tables: runs of numeric columns with one likelihood each, and one
+    ``CategoricalLikelihood`` per categorical column. ``log_prob_elements``,
+    ``mean`` and ``sample`` concatenate those of the blocks.
+
+    Parameters
+    ----------
+    blocks : tuple of (str, int)
+        ``(likelihood name, n_features)`` of each block, in feature order.
+    """
+
+    def __init__(self, blocks):
+        parts = [_LIKELIHOODS[name](width) for name, width in blocks]
+        super().__init__(sum(width for _, width in blocks))
+        self.parts = nn.ModuleList(parts)
+        bounds = [0]
+        param_bounds = [0]
+        for part in parts:
+            bounds.append(bounds[-1] + part.n_features)
+            param_bounds.append(param_bounds[-1] + part.n_params)
+        self._slices = [
+            (slice(a, b), slice(c, d))
+            for a, b, c, d in zip(bounds, bounds[1:], param_bounds, param_bounds[1:])
+        ]
+
+    @property
+    def n_params(self):
+        return sum(part.n_params for part in self.parts)
+
+    def log_prob_elements(self, x, params):
+        return torch.cat(
+            [
+                part.log_prob_elements(x[..., features], params[..., outputs])
+                for part, (features, outputs) in zip(self.parts, self._slices)
+            ],
+            dim=-1,
+        )
+
+    def mean(self, params):
+        return torch.cat(
+            [
+                part.mean(params[..., o])
+                for part, (_, o) in zip(self.parts, self._slices)
+            ],
+            dim=-1,
+        )
+
+    def sample(self, params, generator=None):
+        return torch.cat(
+            [
+                part.sample(params[..., o], generator=generator)
+                for part, (_, o) in zip(self.parts, self._slices)
+            ],
+            dim=-1,
+        )
+
+
+def make_likelihood(likelihood, n_features):
+    """The likelihood module for ``VAEModule``'s ``likelihood`` argument.
+
+    Parameters
+    ----------
+    likelihood : Likelihood subclass or tuple of (str, int)
+        A class, built over all ``n_features``; or the ``(name, n_features)``
+        blocks of a column schema (one block gives that likelihood alone).
+    n_features : int
+
+    Returns
+    -------
+    likelihood : Likelihood
+    """
+    if isinstance(likelihood, type):
+        return likelihood(n_features)
+    blocks = tuple((name, int(width)) for name, width in likelihood)
+    if sum(width for _, width in blocks) != n_features:
+        raise ValueError(
+            f"The likelihood blocks {blocks} cover "
+            f"{sum(w for _, w in blocks)} features, not n_features={n_features}."
+        )
+    if len(blocks) == 1:
+        return _LIKELIHOODS[blocks[0][0]](n_features)
+    return BlockLikelihood(blocks)
+
+
 _LIKELIHOODS = {
     "bernoulli": BernoulliLikelihood,
     "continuous_bernoulli": ContinuousBernoulliLikelihood,
     "gaussian": GaussianLikelihood,
     "negative_binomial": NegativeBinomialLikelihood,
     "poisson": PoissonLikelihood,
+    "categorical": CategoricalLikelihood,
 }

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._likelihoods import BernoulliLikelihood
+from ._likelihoods import BernoulliLikelihood, make_likelihood
 
 _ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -103,8 +103,8 @@ class VAEModule(nn.Module):
     subclass it, call ``super().__init__(...)`` and replace ``self.encoder``
     (a module mapping ``x`` to ``(mean, log_var)``, each of shape ``(batch,
     n_components)``) and/or ``self.decoder`` (a module mapping ``z`` to the
-    likelihood's parameters, of shape ``(batch, n_features *
-    self.likelihood.n_params_per_feature)``), then pass the class as
+    likelihood's parameters, of shape ``(batch, self.likelihood.n_params)``),
+    then pass the class as
     ``VAETransformer(module=...)``.
 
     Parameters
@@ -117,8 +117,10 @@ class VAEModule(nn.Module):
         Encoder hidden widths; the decoder mirrors them.
     activation : str, default="relu"
         Hidden activation, a key of ``_ACTIVATIONS``.
-    likelihood : type, default=BernoulliLikelihood
-        Likelihood class, built with ``n_features``.
+    likelihood : type or tuple of (str, int), default=BernoulliLikelihood
+        Likelihood class, built with ``n_features``; or ``(name,
+        n_features)`` blocks of features, each with the likelihood of that
+        name (for tables, as a column schema resolves them).
     """
 
     def __init__(
@@ -131,8 +133,8 @@ class VAEModule(nn.Module):
     ):
         super().__init__()
         hidden_layer_sizes = tuple(hidden_layer_sizes)
-        self.likelihood = likelihood(n_features)
-        n_outputs = n_features * self.likelihood.n_params_per_feature
+        self.likelihood = make_likelihood(likelihood, n_features)
+        n_outputs = self.likelihood.n_params
         self.encoder = Encoder(n_features, n_components, hidden_layer_sizes, activation)
         self.decoder = Decoder(
             n_components, n_outputs, hidden_layer_sizes[::-1], activation

@@ -24,15 +24,16 @@ import sklearn
 import skorch
 import torch
 
+from ._tabular import ColumnSchema, identity_schema
 from ._utils import forked_rng, resolve_device
 
-FORMAT = "skvae.VAETransformer"
+# Each file names the estimator class that wrote it: "skvae.VAETransformer".
+FORMAT_PREFIX = "skvae."
 # Version 2: the digest covers dtypes and shapes, parameters keep their types,
 # the history is per epoch. Version 1 files are still read.
 FORMAT_VERSION = 2
 _READABLE_VERSIONS = (1, 2)
 _META_KEY = "skvae"
-_FITTED = ("n_iter_", "loss_curve_", "validation_scores_", "best_epoch_")
 
 
 def _digest(document, tensors, version=FORMAT_VERSION):
@@ -158,7 +159,7 @@ def _check_module(saved_name, module):
 
 
 def save_model(estimator, path):
-    """Write a fitted ``VAETransformer`` to ``path`` (see module docstring)."""
+    """Write a fitted skvae estimator to ``path`` (see module docstring)."""
     net = estimator.net_
     tensors = {
         f"module.{k}": v.detach().cpu().contiguous()
@@ -166,28 +167,36 @@ def save_model(estimator, path):
     }
     optimizer_tensors, optimizer_rest = _optimizer_tensors(net.optimizer_)
     tensors.update(optimizer_tensors)
-    fitted = {name: getattr(estimator, name) for name in _FITTED}
+    fitted = {name: getattr(estimator, name) for name in estimator._saved_attributes}
     if hasattr(estimator, "feature_names_in_"):
         fitted["feature_names_in_"] = list(estimator.feature_names_in_)
-    document = json.dumps(
-        {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "versions": _versions(),
-            "params": _jsonable_params(estimator),
-            "fitted": fitted,
-            "n_features_in_": int(estimator.n_features_in_),
-            "private": {
-                "dtype": np.dtype(estimator._dtype).name,
-                "score_seed": int(estimator._score_seed),
-                "trained_on": str(estimator._device),
-                "rng_state": _rng_state(estimator._rng),
+    params = _jsonable_params(estimator)
+    try:
+        document = json.dumps(
+            {
+                "format": FORMAT_PREFIX + type(estimator).__name__,
+                "format_version": FORMAT_VERSION,
+                "versions": _versions(),
+                "params": params,
+                "fitted": fitted,
+                "n_features_in_": int(estimator.n_features_in_),
+                "private": {
+                    "schema": estimator._schema.to_json(),
+                    "score_seed": int(estimator._score_seed),
+                    "trained_on": str(estimator._device),
+                    "rng_state": _rng_state(estimator._rng),
+                },
+                "optimizer": optimizer_rest,
+                "history": _epoch_history(net.history),
             },
-            "optimizer": optimizer_rest,
-            "history": _epoch_history(net.history),
-        },
-        default=_numpy_scalar,
-    )
+            default=_numpy_scalar,
+        )
+    except TypeError as exc:
+        raise ValueError(
+            f"save() cannot store this model: {exc}. The file holds plain data "
+            "only; categories must be strings, numbers or booleans (convert "
+            "other values, such as dates, before fit), or use pickle or joblib."
+        ) from None
     metadata = {_META_KEY: document, "sha256": _digest(document, tensors)}
     _atomic_write(path, safetensors.torch.save(tensors, metadata=metadata))
 
@@ -263,7 +272,7 @@ def _versions():
     }
 
 
-def _read(path):
+def _read(path, cls):
     """Tensors and the parsed JSON document of a model file, verified."""
     path = Path(path)
     if not path.is_file():
@@ -275,15 +284,15 @@ def _read(path):
     except (safetensors.SafetensorError, OSError, ValueError) as exc:
         raise ValueError(
             f"{str(path)!r} is not a readable safetensors file (truncated or not "
-            f"written by VAETransformer.save): {exc}"
+            f"written by {cls.__name__}.save): {exc}"
         ) from exc
     if _META_KEY not in metadata:
         raise ValueError(
             f"{str(path)!r} is a safetensors file but not a skvae model: it has no "
-            f"'{_META_KEY}' metadata. Save models with VAETransformer.save."
+            f"'{_META_KEY}' metadata. Save models with {cls.__name__}.save."
         )
     document = metadata[_META_KEY]
-    info = _parse(document, path)
+    info = _parse(document, path, cls)
     if metadata.get("sha256") != _digest(document, tensors, info["format_version"]):
         raise ValueError(
             f"{str(path)!r} failed its integrity check: its contents changed after "
@@ -292,7 +301,7 @@ def _read(path):
     return tensors, info
 
 
-def _parse(document, path):
+def _parse(document, path, cls):
     try:
         info = json.loads(document)
     except json.JSONDecodeError as exc:
@@ -300,9 +309,13 @@ def _parse(document, path):
             f"{str(path)!r} failed its integrity check: its header is not valid "
             f"JSON ({exc}). Re-save the model from its source."
         ) from exc
-    if not isinstance(info, dict) or info.get("format") != FORMAT:
-        format_ = info.get("format") if isinstance(info, dict) else None
-        raise ValueError(f"{str(path)!r} holds {format_!r}, not {FORMAT}.")
+    expected = FORMAT_PREFIX + cls.__name__
+    if not isinstance(info, dict) or info.get("format") != expected:
+        found = info.get("format") if isinstance(info, dict) else None
+        hint = ""
+        if isinstance(found, str) and found.startswith(FORMAT_PREFIX):
+            hint = f" Load it with {found[len(FORMAT_PREFIX) :]}.load."
+        raise ValueError(f"{str(path)!r} holds {found!r}, not {expected}.{hint}")
     version = info.get("format_version")
     if version not in _READABLE_VERSIONS:
         raise ValueError(
@@ -325,7 +338,7 @@ def _load_device(device, trained_on):
 
 def load_model(cls, path, device=None, module=None):
     """Rebuild a fitted estimator of class ``cls`` from a file of ``save_model``."""
-    tensors, info = _read(path)
+    tensors, info = _read(path, cls)
     if info["format_version"] == 1:  # plain JSON, sizes as a list
         params = dict(info["params"])
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
@@ -337,7 +350,13 @@ def load_model(cls, path, device=None, module=None):
     estimator._device = _load_device(device, private["trained_on"])
     if device is not None or estimator._device != private["trained_on"]:
         estimator.device = estimator._device
-    estimator._dtype = np.dtype(private["dtype"])
+    if "schema" in private:
+        estimator._schema = ColumnSchema.from_json(private["schema"])
+    else:  # version 1: one likelihood over numeric columns as given
+        estimator._schema = identity_schema(
+            info["n_features_in_"], params["likelihood"], private["dtype"]
+        )
+    estimator.likelihoods_ = estimator._schema.likelihoods_by_name
     estimator._score_seed = private["score_seed"]
     estimator._rng = _rng_from_state(private["rng_state"])
     estimator.n_features_in_ = info["n_features_in_"]
@@ -354,10 +373,7 @@ def load_model(cls, path, device=None, module=None):
 
 
 def _restore_net(estimator, tensors, info):
-    from ._estimator import _check_hidden_layer_sizes
-
-    hidden = _check_hidden_layer_sizes(estimator.hidden_layer_sizes)
-    net = estimator._build_net(estimator.n_features_in_, hidden)
+    net = estimator._build_net()
     with forked_rng(0, estimator._device):  # initial weights are overwritten
         net.initialize()
     prefix = "module."

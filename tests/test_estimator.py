@@ -299,8 +299,8 @@ def test_gaussian_likelihood_learns_a_scale_per_feature():
 
 def test_bernoulli_outside_unit_interval_is_a_clear_error(blobs):
     X, _ = blobs
-    with pytest.raises(ValueError, match="MinMaxScaler.*likelihood='gaussian'"):
-        VAETransformer().fit(X)
+    with pytest.raises(ValueError, match="Column 0.*MinMaxScaler.*'gaussian'"):
+        VAETransformer(likelihood="bernoulli").fit(X)
 
 
 # ---------------------------------------------------- the sklearn ecosystem
@@ -706,13 +706,28 @@ def test_missing_entries_do_not_enter_the_likelihood(low_rank_with_gaps):
 def test_nan_without_missing_values_is_an_error(low_rank_with_gaps):
     _, X_gaps, _ = low_rank_with_gaps
     with pytest.raises(ValueError, match="NaN"):
-        VAETransformer(likelihood="gaussian").fit(X_gaps)
+        VAETransformer(likelihood="gaussian", missing_values=None).fit(X_gaps)
 
 
-def test_missing_values_must_be_nan(low_rank_with_gaps):
-    X, _, _ = low_rank_with_gaps
-    with pytest.raises(ValueError, match="missing_values must be None or np.nan"):
-        VAETransformer(likelihood="gaussian", missing_values=0).fit(X)
+def test_a_numeric_missing_values_marker_marks_gaps(low_rank_with_gaps):
+    _, X_gaps, gaps = low_rank_with_gaps
+    marked = np.where(gaps, -999.0, X_gaps)
+    params = dict(likelihood="gaussian", max_epochs=3, random_state=0)
+    with_marker = VAETransformer(missing_values=-999, **params).fit(marked)
+    with_nan = VAETransformer(**params).fit(X_gaps)
+    assert_array_equal(with_marker.transform(marked), with_nan.transform(X_gaps))
+    assert_array_equal(
+        with_marker.score_samples(marked), with_nan.score_samples(X_gaps)
+    )
+    # NaN is not a gap when another marker is chosen, as in scikit-learn.
+    with pytest.raises(ValueError, match="NaN"):
+        VAETransformer(missing_values=-999, **params).fit(X_gaps)
+
+
+@pytest.mark.parametrize("marker", [True, "?"])
+def test_missing_values_is_a_number_or_none(blobs, marker):
+    with pytest.raises(ValueError, match="missing_values"):
+        VAETransformer(missing_values=marker).fit(blobs[0])
 
 
 def test_fit_seeds_only_the_generators_it_restores(binary, monkeypatch):

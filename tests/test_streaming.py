@@ -23,11 +23,17 @@ def file_backed(tmp_path, digits):
     return np.load(tmp_path / "X.npy", mmap_mode="r"), X
 
 
-def test_a_memory_mapped_file_gives_the_same_model(file_backed):
-    X_mapped, X = file_backed
+@pytest.mark.parametrize("scale", [1.0, 16.0])
+def test_a_memory_mapped_file_gives_the_same_model(tmp_path, digits, scale):
+    # Digits in [0, 1] stream as they are; in 0..16 they are transformed
+    # batch by batch.
+    X = np.tile(digits[0].astype(np.float32) * scale, (4, 1))
+    np.save(tmp_path / "X.npy", X)
+    X_mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
     params = dict(max_epochs=2, random_state=0)
     from_file = VAETransformer(**params).fit(X_mapped)
     in_memory = VAETransformer(**params).fit(X)
+    assert from_file.likelihoods_ == in_memory.likelihoods_
     assert_array_equal(from_file.transform(X_mapped), in_memory.transform(X))
     assert_array_equal(from_file.score_samples(X_mapped), in_memory.score_samples(X))
     assert from_file.transform(X_mapped).dtype == np.float32
@@ -37,11 +43,14 @@ def test_a_memory_mapped_file_is_checked_like_an_array(tmp_path):
     X = np.random.RandomState(0).rand(50, 3).astype(np.float32)
     X[10, 1] = np.nan
     np.save(tmp_path / "nan.npy", X)
-    with pytest.raises(ValueError, match="NaN"):
-        VAETransformer().fit(np.load(tmp_path / "nan.npy", mmap_mode="r"))
+    with pytest.raises(ValueError, match="Column 1 contains NaN"):
+        VAETransformer(missing_values=None).fit(
+            np.load(tmp_path / "nan.npy", mmap_mode="r")
+        )
     np.save(tmp_path / "big.npy", np.nan_to_num(X) * 3)
+    big = np.load(tmp_path / "big.npy", mmap_mode="r")
     with pytest.raises(ValueError, match="MinMaxScaler"):
-        VAETransformer().fit(np.load(tmp_path / "big.npy", mmap_mode="r"))
+        VAETransformer(likelihood="bernoulli").fit(big)
     vae = VAETransformer(max_epochs=1).fit(np.nan_to_num(X))
     with pytest.raises(ValueError, match="features"):
         vae.transform(np.load(tmp_path / "big.npy", mmap_mode="r")[:, :2])
@@ -77,3 +86,41 @@ def test_partial_fit_over_chunks_converges_like_fit(digits):
         for chunk in np.array_split(X, 3):
             chunked.partial_fit(chunk)
     assert chunked.score(X) == pytest.approx(whole.score(X), rel=0.03)
+
+
+@pytest.mark.parametrize("method", ["transform", "score_samples"])
+def test_inference_reads_a_memory_mapped_file_once(file_backed, monkeypatch, method):
+    from skvae import _data
+
+    X_mapped, X = file_backed
+    vae = VAETransformer(max_epochs=1, random_state=0).fit(X)
+    reads = []
+    release = _data.release_pages
+    monkeypatch.setattr(_data, "release_pages", lambda a: reads.append(1) or release(a))
+    rows = []
+    original_take = _data.InMemoryDataset.take
+
+    def take(self, batch_rows):
+        x, mask = original_take(self, batch_rows)
+        rows.append(len(x))
+        return x, mask
+
+    monkeypatch.setattr(_data.InMemoryDataset, "take", take)
+    getattr(vae, method)(X_mapped)
+    # Each row is read once, by the batch that computes with it: no extra pass.
+    assert sum(rows) == len(X) and len(reads) == len(rows)
+
+
+def test_bad_values_in_a_memory_mapped_file_are_caught_at_inference(tmp_path):
+    X = np.random.RandomState(0).rand(50, 3).astype(np.float32)
+    vae = VAETransformer(max_epochs=1, missing_values=None).fit(X)
+    X[40, 1] = np.nan
+    np.save(tmp_path / "nan.npy", X)
+    mapped = np.load(tmp_path / "nan.npy", mmap_mode="r")
+    for method in (vae.transform, vae.score_samples):
+        with pytest.raises(ValueError, match="NaN"):
+            method(mapped)
+    X[40, 1] = 3.0
+    np.save(tmp_path / "big.npy", X)
+    with pytest.raises(ValueError, match="MinMaxScaler"):
+        vae.score_samples(np.load(tmp_path / "big.npy", mmap_mode="r"))

@@ -1,0 +1,619 @@
+"""What the estimators share: parameters, validation, training, persistence.
+
+``VAETransformer``, ``VAEImputer`` and ``VAEOutlierDetector`` are thin faces
+on ``_BaseVAE``: one network (``net_``, a skorch net around ``VAEModule``),
+one training path (``_fit``), one column schema and one file format.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch.callbacks import ProgressBar
+
+from ._data import BatchIterator, HoldoutSplit, InMemoryDataset, as_rows, is_file_backed
+from ._likelihoods import _LIKELIHOODS
+from ._modules import _ACTIVATIONS, VAEModule
+from ._persistence import load_model, save_model
+from ._tabular import AUTO, CATEGORICAL, fit_schema
+from ._training import StopWhenConverged, _VAENet
+from ._utils import (
+    draw_seed,
+    forked_rng,
+    process_group,
+    resolve_device,
+    seed_torch,
+    shared_seed,
+    supports_fused,
+    to_numpy,
+)
+
+_OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "rmsprop": torch.optim.RMSprop,
+    "sgd": torch.optim.SGD,
+}
+
+# Rows per forward pass at inference time: large batches amortise the Python
+# overhead; the cap on rows x features (64 MiB of float32) bounds the memory
+# of a densified sparse batch and of the decoder's output.
+_INFERENCE_ROWS = 4096
+_INFERENCE_ENTRIES = 2**24
+
+# The parameters' entries in the estimators' docstrings, written once.
+PARAMETER_DOCS = {
+    "n_components": """n_components : int, default={n_components}
+        Dimension of the latent space.""",
+    "hidden_layer_sizes": """hidden_layer_sizes : int or tuple of int, \
+default={hidden_layer_sizes}
+        Widths of the encoder's hidden layers, from the input side; the
+        decoder mirrors them.""",
+    "activation": """activation : {{"relu", "tanh", "logistic", "elu", "gelu", "silu", \
+"leaky_relu"}}, default="{activation}"
+        Activation of the hidden layers.""",
+    "likelihood": """likelihood : str or dict, default="auto"
+        Observation model p(x | z), per column. ``"auto"`` resolves each
+        column at ``fit`` (see ``likelihoods_``): when every column is numeric
+        with values in [0, 1] (images, the classic model), ``"bernoulli"`` for
+        all of them, on the data as given; otherwise ``"gaussian"`` for
+        numeric columns, on {numeric_transform}, and ``"categorical"``
+        for categorical ones (pandas ``object``, ``string``, ``category`` or
+        ``bool`` columns). A name sets one likelihood for all columns, on the
+        data as given; a dict ``{{column name or position: name}}`` sets it for
+        the columns it names, the others resolving as ``"auto"``. Names:
+
+        - ``"bernoulli"``: data in [0, 1], binary or grey levels (binary
+          cross-entropy, not a normalised density for grey levels).
+        - ``"continuous_bernoulli"``: grey levels in [0, 1], with the
+          normalised continuous Bernoulli density (Loaiza-Ganem and
+          Cunningham, 2019).
+        - ``"gaussian"``: real values, with a learned standard deviation per
+          feature.
+        - ``"poisson"``: counts (non-negative integers).
+        - ``"negative_binomial"``: overdispersed counts, with a learned
+          inverse dispersion per feature.
+        - ``"categorical"``: one of a column's categories (softmax over them).
+
+        ``fit`` checks that each column lies in its likelihood's support.""",
+    "missing_values": """missing_values : float or None, default=np.nan
+        Marker of missing entries: ``np.nan`` (in DataFrames also ``None`` and
+        ``pd.NA``), or a number such as -1 that marks them in numeric columns.
+        Missing entries are left out of the likelihood in training and in
+        scores; the encoder sees zeros in their place. None rejects gaps.""",
+    "module": """module : type or None, default=None
+        The PyTorch model class. None uses ``VAEModule``: MLP encoder and
+        decoder built from ``hidden_layer_sizes`` and ``activation``. To plug
+        in other networks, subclass ``VAEModule`` and replace its ``encoder``
+        (``x -> (mean, log_var)``) and ``decoder`` (``z -> params`` of shape
+        ``(batch, likelihood.n_params)``); see the gallery example on custom
+        networks.""",
+    "beta": """beta : float, default=1.0
+        Weight of the KL term in the loss (``beta > 1`` gives a beta-VAE).""",
+    "kl_warmup_epochs": """kl_warmup_epochs : int, default=0
+        Number of epochs over which the KL weight grows linearly from 0 to
+        ``beta``. 0 disables the warm-up.""",
+    "max_epochs": """max_epochs : int, default={max_epochs}
+        Maximum number of passes over the training data. Training stops
+        earlier once the loss has converged (see ``tol``).""",
+    "batch_size": """batch_size : int, default={batch_size}
+        Number of samples per gradient step.""",
+    "learning_rate": """learning_rate : float, default={learning_rate}
+        Step size of the optimizer.""",
+    "optimizer": """optimizer : {{"adam", "adamw", "rmsprop", "sgd"}}, default="adam"
+        Optimizer, with PyTorch's default settings apart from
+        ``learning_rate`` and ``weight_decay``.""",
+    "weight_decay": """weight_decay : float, default={weight_decay}
+        L2 penalty (decoupled for ``"adamw"``).""",
+    "early_stopping": """early_stopping : bool, default={early_stopping}
+        Whether to hold out ``validation_fraction`` of the training data and
+        monitor its loss instead of the training loss to decide when to stop.
+        The weights of the best epoch on the held-out data are kept.""",
+    "validation_fraction": """validation_fraction : float, default=0.1
+        Share of the training data held out when ``early_stopping=True``.""",
+    "n_iter_no_change": """n_iter_no_change : int, default={n_iter_no_change}
+        Training stops when the monitored loss (training loss, or held-out loss
+        with ``early_stopping=True``) has not improved by at least ``tol`` for
+        this many consecutive epochs. Without early stopping, epochs of the KL
+        warm-up do not count.""",
+    "tol": """tol : float, default=1e-4
+        Smallest decrease of the monitored loss, in nats per sample, that
+        counts as an improvement.""",
+    "n_score_samples": """n_score_samples : int, default={n_score_samples}
+        Number of importance samples per row in ``score_samples``: 1 gives
+        the ELBO; more give a tighter bound.""",
+    "device": """device : str, default="cpu"
+        Where to train and infer: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
+        ``"auto"`` (a GPU when there is one). Outputs are always on the host.""",
+    "callbacks": """callbacks : list of skorch callbacks, default=None
+        Extra skorch callbacks (for example a learning-rate scheduler),
+        added after the built-in ones.""",
+    "random_state": """random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling and the training noise. Pass an
+        int for reproducible results: the same seed on the same machine and
+        device gives the same model.""",
+    "verbose": """verbose : int, default=0
+        0 is silent; 1 or more shows the progress of training and prints the
+        losses (and their reconstruction and KL terms) after each epoch.""",
+}
+
+
+def fill_doc(**defaults):
+    """Class decorator: put the shared parameter entries into the docstring.
+
+    The docstring names them as ``{parameters}``, one entry per parameter
+    listed in ``PARAMETER_DOCS``, formatted with the class's ``defaults``.
+    """
+
+    def decorate(cls):
+        entries = [PARAMETER_DOCS[name] for name in cls._shared_parameters]
+        text = "\n\n    ".join(entries).format(**defaults)
+        cls.__doc__ = cls.__doc__.replace("{parameters}", text)
+        return cls
+
+    return decorate
+
+
+def _check_hidden_layer_sizes(hidden_layer_sizes):
+    """Return ``hidden_layer_sizes`` as a non-empty tuple of positive ints."""
+    sizes = hidden_layer_sizes
+    if isinstance(sizes, Integral):
+        sizes = (sizes,)
+    sizes = tuple(sizes)
+    if not sizes or not all(
+        isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes
+    ):
+        raise ValueError(
+            "hidden_layer_sizes must be a positive int or a non-empty sequence of "
+            f"positive ints, got {hidden_layer_sizes!r}."
+        )
+    return tuple(int(s) for s in sizes)
+
+
+class _BaseVAE(BaseEstimator):
+    """Shared machinery of the skvae estimators (not for direct use)."""
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "activation": [StrOptions(set(_ACTIVATIONS))],
+        "likelihood": [StrOptions({AUTO, *_LIKELIHOODS}), dict],
+        "missing_values": [None, Real],
+        "module": [type, None],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "kl_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions(set(_OPTIMIZERS))],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_score_samples": [Interval(Integral, 1, None, closed="left")],
+        "device": [str],
+        "callbacks": [list, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+    _shared_parameters = tuple(_parameter_constraints)
+
+    # How "auto" numeric columns outside [0, 1] are transformed before the
+    # Gaussian likelihood: "normal_scores", "standardize" or None.
+    _numeric_transform = "normal_scores"
+    # Fitted attributes that save() stores, besides the network.
+    _saved_attributes = (
+        "n_iter_",
+        "loss_curve_",
+        "validation_scores_",
+        "best_epoch_",
+    )
+
+    # ------------------------------------------------------------ training
+    def _fit(self, X, epochs, reset):
+        if not reset:
+            return self._train(self.net_, X, epochs, reset=False)
+        try:
+            return self._train(None, X, epochs, reset=True)
+        except BaseException:
+            # A fit that fails leaves the estimator unfitted rather than
+            # mixing the previous model with the new data's attributes.
+            for name in [k for k in vars(self) if k.endswith("_")]:
+                delattr(self, name)
+            raise
+
+    def _partial_fit(self, X):
+        if self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True: there is no "
+                "fixed held-out set across chunks. Use fit, or early_stopping=False."
+            )
+        return self._fit(X, epochs=1, reset=not hasattr(self, "net_"))
+
+    def _train(self, net, X, epochs, reset):
+        if not reset:
+            # After unpickling a GPU model on a machine without one, skorch
+            # moved the net to the CPU: keep training where the net is.
+            self._device = str(net.device)
+        hidden_layer_sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
+        dataframe = isinstance(X, pd.DataFrame)
+        X = self._check_input(X, reset=reset)
+        rank, world_size = process_group()
+        if reset:
+            self._schema = fit_schema(
+                X,
+                self.likelihood,
+                self._numeric_transform,
+                allow_nan=self._missing,
+                dataframe=dataframe,
+            )
+            self._device = resolve_device(self.device)
+            self._rng = check_random_state(self.random_state)
+            if world_size > 1:
+                # Data-parallel training: every process starts from the same
+                # seed, hence the same initial weights and validation split.
+                seed = shared_seed(draw_seed(self._rng), self._device)
+                self._rng = np.random.RandomState(seed)
+            self._score_seed = draw_seed(self._rng)
+            net = self._build_net(hidden_layer_sizes)
+        else:
+            self._schema.check(X, allow_nan=self._missing)
+        dataset = self._dataset(X, self._device, checked=True)
+        seed = draw_seed(self._rng)
+        with forked_rng(seed, self._device):
+            if reset:
+                net.initialize()
+            if world_size > 1:
+                # One shuffling order for all processes, each taking its share,
+                # and training noise of its own.
+                dataset.generator = torch.Generator().manual_seed(seed)
+                seed_torch(seed + 1 + rank, self._device)
+            net.partial_fit(dataset, epochs=epochs)
+        self._store_fit_results(net)
+        return self
+
+    def _build_net(self, hidden_layer_sizes=None):
+        if hidden_layer_sizes is None:
+            hidden_layer_sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
+        # As in MLPClassifier: stop once the monitored loss has not improved by
+        # tol for n_iter_no_change epochs; the held-out loss with early_stopping
+        # (keeping the best weights), the training loss otherwise.
+        train_split = None
+        if self.early_stopping:
+            train_split = HoldoutSplit(self.validation_fraction, draw_seed(self._rng))
+        stopper = StopWhenConverged(
+            monitor="valid_loss" if self.early_stopping else "train_loss",
+            patience=self.n_iter_no_change,
+            threshold=self.tol,
+            threshold_mode="abs",
+            load_best=self.early_stopping,
+            sink=print if self.verbose else _silent,
+            skip_epochs=0 if self.early_stopping else self.kl_warmup_epochs,
+        )
+        callbacks = [("stop_when_converged", stopper)]
+        if self.verbose:
+            # A bar per epoch with the running batch loss; PrintLog adds the
+            # table row (losses, KL and reconstruction terms, time) at its end.
+            callbacks.append(("progress_bar", ProgressBar(batches_per_epoch="auto")))
+        callbacks += list(self.callbacks or [])
+        return _VAENet(
+            self._module_class(),
+            module__n_features=self._schema.n_features,
+            module__n_components=self.n_components,
+            module__hidden_layer_sizes=hidden_layer_sizes,
+            module__activation=self.activation,
+            module__likelihood=self._schema.blocks,
+            criterion__beta=self.beta,
+            kl_warmup_epochs=self.kl_warmup_epochs,
+            optimizer=_OPTIMIZERS[self.optimizer],
+            lr=self.learning_rate,
+            optimizer__weight_decay=self.weight_decay,
+            **self._fused_optimizer(),
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            iterator_train=BatchIterator,
+            iterator_train__shuffle=True,
+            iterator_valid=BatchIterator,
+            train_split=train_split,
+            callbacks=callbacks,
+            device=self._device,
+            verbose=self.verbose,
+        )
+
+    def _fused_optimizer(self):
+        """``optimizer__fused=True`` where this PyTorch and device support it."""
+        if supports_fused(_OPTIMIZERS[self.optimizer], self._device):
+            return {"optimizer__fused": True}
+        return {}
+
+    def _module_class(self):
+        if self.module is None:
+            return VAEModule
+        if not issubclass(self.module, torch.nn.Module):
+            raise ValueError(
+                f"module must be a torch.nn.Module subclass (for example a "
+                f"subclass of skvae.VAEModule), got {self.module!r}."
+            )
+        return self.module
+
+    def _store_fit_results(self, net):
+        history = net.history
+        self.net_ = net
+        self.history_ = history
+        self.n_iter_ = len(history)
+        self.loss_curve_ = list(history[:, "train_loss"])
+        self.likelihoods_ = self._schema.likelihoods_by_name
+        if self.early_stopping:
+            valid_loss = history[:, "valid_loss"]
+            self.validation_scores_ = [-loss for loss in valid_loss]
+            self.best_epoch_ = int(
+                dict(net.callbacks_)["stop_when_converged"].best_epoch_
+            )
+        else:
+            self.validation_scores_ = None
+            self.best_epoch_ = self.n_iter_
+
+    # ---------------------------------------------------------- validation
+    @property
+    def _missing(self):
+        """Whether missing entries are accepted."""
+        return self.missing_values is not None
+
+    def _check_missing_values(self):
+        value = self.missing_values
+        if isinstance(value, (bool, np.bool_)):
+            raise ValueError(
+                f"missing_values must be np.nan, a number or None, got {value!r}."
+            )
+
+    def _check_input(self, X, reset):
+        """Validated X: a DataFrame as given (the schema checks its columns),
+        else a numeric array, CSR/CSC matrix or memory-mapped array, with
+        missing entries as NaN."""
+        self._check_missing_values()
+        if isinstance(X, pd.DataFrame):
+            validate_data(self, X, skip_check_array=True, reset=reset)
+            if X.shape[0] == 0:
+                raise ValueError(
+                    f"Found array with 0 sample(s) (shape={X.shape}) while a "
+                    "minimum of 1 is required."
+                )
+            return self._mark_missing(X)
+        if self._wants_categorical(reset) and not sp.issparse(X):
+            X = validate_data(self, X, dtype=None, ensure_all_finite=False, reset=reset)
+            return self._mark_missing(pd.DataFrame(X).infer_objects())
+        nan_marker = self._missing and np.isnan(self.missing_values)
+        finite = "allow-nan" if nan_marker else True
+        if is_file_backed(X):
+            validate_data(self, X[:1], ensure_all_finite=finite, reset=reset)
+            return X
+        try:
+            X = validate_data(
+                self,
+                X,
+                accept_sparse=("csr", "csc"),
+                dtype=[np.float64, np.float32],
+                ensure_all_finite=finite,
+                reset=reset,
+            )
+        except ValueError as exc:
+            if "could not convert string" not in str(exc):
+                raise
+            raise ValueError(
+                f"{exc}. For columns of categories, pass a pandas DataFrame (its "
+                "object, string, category and bool columns are modelled as "
+                "categorical) or name them in likelihood, for example "
+                "likelihood={0: 'categorical'}."
+            ) from None
+        return self._mark_missing(X)
+
+    def _wants_categorical(self, reset):
+        """Whether some column is to be modelled as categorical."""
+        if not reset and hasattr(self, "_schema"):
+            return any(c.categorical for c in self._schema.columns)
+        likelihood = self.likelihood
+        if isinstance(likelihood, dict):
+            return CATEGORICAL in likelihood.values()
+        return likelihood == CATEGORICAL
+
+    def _mark_missing(self, X):
+        """X with entries equal to a numeric ``missing_values`` set to NaN."""
+        marker = self.missing_values
+        if marker is None or np.isnan(marker):
+            return X
+        if sp.issparse(X):
+            if marker == 0:
+                raise ValueError(
+                    "missing_values=0 cannot mark gaps in a sparse matrix, whose "
+                    "implicit zeros would all be missing; use a dense array."
+                )
+            X = X.copy()
+            X.data[X.data == marker] = np.nan
+            return X
+        if isinstance(X, pd.DataFrame):
+            numeric = [
+                c
+                for c in X.columns
+                if pd.api.types.is_numeric_dtype(X[c])
+                and not pd.api.types.is_bool_dtype(X[c])
+            ]
+            X = X.copy()
+            X[numeric] = X[numeric].mask(X[numeric] == marker)
+            return X
+        return np.where(X == marker, np.nan, X).astype(X.dtype, copy=False)
+
+    @property
+    def _inference_rows(self):
+        n_features = self._schema.n_features
+        return max(1, min(_INFERENCE_ROWS, _INFERENCE_ENTRIES // n_features))
+
+    def _dataset(self, X, device="cpu", checked=False, support=False):
+        """The dataset of the encoded rows of validated ``X``.
+
+        Unless ``checked``, the values are checked first (with ``support``,
+        against the support of the likelihoods too). Memory-mapped files are
+        checked and encoded batch by batch as they are read, not in passes of
+        their own.
+        """
+        schema, allow_nan = self._schema, self._missing
+        if is_file_backed(X):
+
+            def prepare(block):
+                if not checked:
+                    schema.check(block, allow_nan=allow_nan, support=support)
+                return schema.encode(block)
+
+            rows, prepare = X, None if schema.identity and checked else prepare
+        else:
+            if not checked and (support or isinstance(X, pd.DataFrame)):
+                schema.check(X, allow_nan=allow_nan, support=support)
+            rows, prepare = as_rows(schema.encode(X, allow_nan), device), None
+        return InMemoryDataset(rows, missing=self._missing, prepare=prepare)
+
+    def _inference_data(self, X, support=False):
+        """Validated X and the dataset of its encoded rows."""
+        check_is_fitted(self)
+        X = self._check_input(X, reset=False)
+        return X, self._dataset(X, support=support)
+
+    @staticmethod
+    def _finite(tensor, what):
+        """``tensor``, after checking that extreme input did not overflow it."""
+        if not torch.isfinite(tensor).all():
+            raise ValueError(
+                f"{what} overflowed float32: X has values far outside the range "
+                "seen in fit. Scale X as the training data was scaled."
+            )
+        return tensor
+
+    def _out_dtype(self, X):
+        """Float dtype of outputs computed from ``X``."""
+        if isinstance(X, np.ndarray) or sp.issparse(X):
+            if X.dtype in (np.float32, np.float64):
+                return X.dtype
+        return self._schema.dtype
+
+    # ----------------------------------------------------------- inference
+    def _encode(self, X):
+        """Posterior means and log-variances of the rows of ``X``, and X."""
+        X, dataset = self._inference_data(X)
+        z_mean, z_logvar = self.net_.encode(dataset, self._inference_rows)
+        return X, self._finite(z_mean, "transform"), z_logvar
+
+    def _log_likelihood(self, X):
+        """Importance-weighted log p(x) per row, in the units of X's columns."""
+        X, dataset = self._inference_data(X, support=True)
+        log_px = self.net_.log_marginal_likelihood(
+            dataset,
+            self.n_components,
+            self.n_score_samples,
+            self._score_seed,
+            self._inference_rows,
+        )
+        log_px = to_numpy(self._finite(log_px, "score_samples"), np.float64)
+        if not self._schema.identity:
+            # Densities of transformed columns, back in their own units.
+            log_px = log_px + self._schema.log_jacobian(X)
+        return log_px.astype(self._out_dtype(X), copy=False)
+
+    def _decode(self, encoded, dtype=None):
+        """Data-space rows from encoded means or draws (a tensor)."""
+        if self._schema.identity and not self._schema.dataframe:
+            return to_numpy(encoded, dtype or self._schema.dtype)
+        return self._schema.decode(encoded.numpy())
+
+    def _sample(self, n_samples, random_state, return_mean):
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
+        seed = draw_seed(check_random_state(random_state))
+        X = self.net_.sample(
+            int(n_samples),
+            self.n_components,
+            seed,
+            self._inference_rows,
+            return_mean=return_mean,
+        )
+        return self._decode(X)
+
+    # --------------------------------------------------------- persistence
+    def save(self, path):
+        """Save the fitted model to one file, without pickle.
+
+        The weights and optimizer state are stored with safetensors; the
+        parameters, fitted attributes, column schema (categories, per-column
+        likelihoods and transforms), feature names, per-epoch training history
+        and library versions as JSON in the file's header, with a SHA-256
+        digest of it all. The file is written to a temporary name first and
+        then renamed, so an existing file at ``path`` is never left
+        half-written.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination, conventionally ending in ``.safetensors``.
+
+        Returns
+        -------
+        self : object
+            The estimator, unchanged.
+
+        See Also
+        --------
+        load : Rebuild the estimator from the file.
+        """
+        check_is_fitted(self)
+        save_model(self, path)
+        return self
+
+    @classmethod
+    def load(cls, path, device=None, module=None):
+        """Load a model written by :meth:`save`.
+
+        Loading reads tensors and JSON only and never executes code from the
+        file. A truncated, edited or foreign file, one written by another
+        estimator class, or one written in an unknown format version, raises
+        ``ValueError`` with the reason.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A file written by :meth:`save`.
+
+        device : str or None, default=None
+            Where to put the model (``"cpu"``, ``"cuda"``, ``"cuda:N"``,
+            ``"auto"``). None keeps the device it was trained on, or the CPU
+            when that was a GPU that this machine does not have.
+
+        module : type or None, default=None
+            The custom ``module`` class the model was fitted with, if any. The
+            file stores only its name and loading never imports code, so a
+            model with a custom module needs its class passed here.
+
+        Returns
+        -------
+        estimator : object
+            The fitted estimator, with the same outputs as the saved one.
+        """
+        return load_model(cls, path, device=device, module=module)
+
+    # ---------------------------------------------------------------- meta
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.allow_nan = self.missing_values is not None
+        return tags
+
+
+def _silent(*args, **kwargs):
+    """A print sink that prints nothing."""

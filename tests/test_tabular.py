@@ -1,0 +1,297 @@
+"""Tables: the column schema, and mixed-type DataFrames through the estimator."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from numpy.testing import assert_allclose, assert_array_equal
+from pandas.testing import assert_frame_equal
+from scipy.stats import norm
+from sklearn.model_selection import GridSearchCV
+
+from skvae import VAETransformer
+from skvae._tabular import ColumnTransform, fit_schema
+
+
+@pytest.fixture(scope="module")
+def table():
+    """A small mixed table with every kind of column and a few gaps."""
+    rng = np.random.RandomState(0)
+    n = 120
+    group = rng.randint(3, size=n)
+    frame = pd.DataFrame(
+        {
+            "species": np.array(["adelie", "gentoo", "chinstrap"], dtype=object)[group],
+            "size": group * 10.0 + rng.lognormal(size=n),  # skewed, multi-modal
+            "count": rng.poisson(3 + group, size=n),
+            "flag": rng.rand(n) < 0.3,
+            "colour": pd.Categorical(
+                np.array(["red", "blue"])[rng.randint(2, size=n)],
+                categories=["red", "blue", "green"],
+            ),
+            "ratio": rng.rand(n).astype(np.float32),
+            "label": pd.array(np.array(["a", "b"])[group % 2], dtype="string"),
+            "score": pd.array(rng.randint(0, 5, size=n), dtype="Int64"),
+        }
+    )
+    frame.loc[[3, 7], "size"] = np.nan
+    frame.loc[[5], "species"] = None
+    frame.loc[[9], "score"] = pd.NA
+    return frame
+
+
+@pytest.fixture(scope="module")
+def fitted_table(table):
+    return VAETransformer(n_components=3, max_epochs=30, random_state=0).fit(table)
+
+
+# ---------------------------------------------------------------- transforms
+@settings(deadline=None, max_examples=50)
+@given(values=arrays(np.float64, st.integers(1, 60), elements=st.floats(-1e3, 1e3)))
+def test_normal_scores_are_an_increasing_map_with_its_inverse(values):
+    transform = ColumnTransform.fit(values)
+    x = np.sort(np.concatenate([values, [values.min() - 5, values.max() + 5]]))
+    s = transform.transform(x)
+    assert np.all(np.diff(s) >= -1e-12) and np.all(np.isfinite(s))
+    assert np.all(np.isfinite(transform.log_slope(x)))
+    inside = (x >= values.min()) & (x <= values.max())
+    assert_allclose(transform.inverse(s[inside]), x[inside], rtol=1e-9, atol=1e-9)
+    # Back-transforms stay in the range seen in fit.
+    assert_allclose(
+        transform.inverse(np.array([-50.0, 50.0])),
+        [values.min(), values.max()],
+        rtol=1e-9,
+        atol=1e-9,
+    )
+
+
+def test_normal_scores_make_a_skewed_column_normal():
+    values = np.random.RandomState(0).lognormal(sigma=1.5, size=5000)
+    s = ColumnTransform.fit(values).transform(values)
+    assert abs(s.mean()) < 0.01 and abs(s.std() - 1) < 0.02
+    assert abs(pd.Series(s).skew()) < 0.05
+
+
+def test_the_log_slope_turns_a_density_of_scores_into_one_of_values():
+    # N(0, 1) on the internal scale, with the log-slope, is a density in the
+    # column's units: it integrates to 1 (on a grid fine within every piece).
+    transform = ColumnTransform.fit(np.random.RandomState(1).gamma(2.0, size=300))
+    knots = transform.x_knots
+    pieces = [np.linspace(a, b, 200) for a, b in zip(knots[:-1], knots[1:])]
+    steps = np.geomspace(1e-9, 200, 20_000)  # fine next to the end knots
+    tails = [knots[0] - steps, knots[-1] + steps]
+    x = np.unique(np.concatenate(pieces + tails))
+    density = norm.pdf(transform.transform(x)) * np.exp(transform.log_slope(x))
+    assert np.trapezoid(density, x) == pytest.approx(1.0, abs=1e-4)
+    # The log-slope is the derivative of the transform, and continuous.
+    points = np.random.RandomState(2).uniform(knots[0], knots[-1], 200)
+    h = 1e-7 * (knots[-1] - knots[0])
+    numeric = (transform.transform(points + h) - transform.transform(points - h)) / (
+        2 * h
+    )
+    assert_allclose(np.exp(transform.log_slope(points)), numeric, rtol=1e-3)
+
+
+# --------------------------------------------------------- resolving "auto"
+def test_auto_keeps_the_classic_model_for_data_in_the_unit_interval(digits):
+    schema = fit_schema(digits[0], "auto")
+    assert schema.identity and schema.blocks == (("bernoulli", 64),)
+
+
+def test_auto_resolves_each_column_of_a_table(table):
+    schema = fit_schema(table, "auto")
+    assert schema.likelihoods_by_name == {
+        "species": "categorical",
+        "size": "gaussian",
+        "count": "gaussian",
+        "flag": "categorical",
+        "colour": "categorical",
+        "ratio": "gaussian",
+        "label": "categorical",
+        "score": "gaussian",
+    }
+    by_name = {c.name: c for c in schema.columns}
+    assert by_name["colour"].categories == ["red", "blue", "green"]
+    assert by_name["flag"].categories == [False, True]
+    assert by_name["species"].categories == ["adelie", "chinstrap", "gentoo"]
+    # One-hot blocks for categories; one feature for each numeric column.
+    assert schema.n_features == 3 + 1 + 1 + 2 + 3 + 1 + 2 + 1
+
+
+def test_a_dict_overrides_some_columns(table):
+    schema = fit_schema(table, {"count": "poisson", 4: "categorical"})
+    assert schema.likelihoods_by_name["count"] == "poisson"
+    assert schema.likelihoods_by_name["size"] == "gaussian"
+
+
+def test_a_numeric_column_can_be_made_categorical(table):
+    schema = fit_schema(table, {"count": "categorical"})
+    column = next(c for c in schema.columns if c.name == "count")
+    assert column.categories == sorted(table["count"].unique().tolist())
+
+
+@pytest.mark.parametrize(
+    "likelihood, match",
+    [
+        ("gaussian", "column 'species': it is categorical"),
+        ({"nope": "gaussian"}, "names the column 'nope'"),
+        ({"size": "student"}, r"likelihood\['size'\]='student' is not a likelihood"),
+        ({"count": "bernoulli"}, "Column 'count'.*needs X in \\[0, 1\\]"),
+    ],
+)
+def test_likelihoods_that_do_not_fit_are_clear_errors(table, likelihood, match):
+    with pytest.raises(ValueError, match=match):
+        VAETransformer(likelihood=likelihood, max_epochs=1).fit(table)
+
+
+# ------------------------------------------------------------ clear errors
+def test_a_category_unseen_in_fit_is_named(fitted_table, table):
+    new = table.head(3).copy()
+    new.loc[1, "species"] = "emperor"
+    for method in (fitted_table.transform, fitted_table.score_samples):
+        with pytest.raises(ValueError, match="'species' has the value 'emperor'"):
+            method(new)
+
+
+def test_an_all_missing_column_is_a_clear_error(table):
+    for column in ("size", "species"):
+        bad = table.assign(**{column: None})
+        with pytest.raises(ValueError, match=f"'{column}' has no observed value"):
+            VAETransformer(max_epochs=1).fit(bad)
+
+
+def test_a_single_category_column_is_accepted(table):
+    one = table.assign(kind="penguin")
+    vae = VAETransformer(max_epochs=2, random_state=0).fit(one)
+    assert vae.likelihoods_["kind"] == "categorical"
+    assert (vae.sample(5, random_state=0)["kind"] == "penguin").all()
+
+
+def test_thousands_of_categories_are_a_clear_error(table):
+    ids = table.assign(id=[f"row{i}" for i in range(len(table))])
+    many = pd.concat([ids] * 10, ignore_index=True)
+    many["id"] = [f"row{i}" for i in range(len(many))]
+    with pytest.raises(ValueError, match="'id' has 1,200 categories.*drop it"):
+        VAETransformer(max_epochs=1).fit(many)
+
+
+def test_dates_are_a_clear_error(table):
+    dated = table.assign(when=pd.date_range("2020-01-01", periods=len(table)))
+    with pytest.raises(ValueError, match="'when' has dtype datetime64"):
+        VAETransformer(max_epochs=1).fit(dated)
+
+
+def test_columns_that_differ_from_fit_are_clear_errors(fitted_table, table):
+    with pytest.raises(ValueError, match="feature names"):
+        fitted_table.transform(table.rename(columns={"size": "length"}))
+    with pytest.raises(ValueError, match="yet now missing:\n- size"):
+        fitted_table.transform(table.drop(columns="size"))
+    with pytest.raises(ValueError, match="'size' was numeric in fit.*object"):
+        fitted_table.transform(table.assign(size="big"))
+
+
+def test_gaps_need_missing_values(table):
+    with pytest.raises(ValueError, match="'size' contains NaN.*missing_values"):
+        VAETransformer(missing_values=None, max_epochs=1).fit(table)
+    no_numeric_gaps = table.assign(size=table["size"].fillna(0), score=1)
+    with pytest.raises(ValueError, match="'species' has missing values"):
+        VAETransformer(missing_values=None, max_epochs=1).fit(no_numeric_gaps)
+
+
+# ------------------------------------------------------------ DataFrames out
+def test_samples_come_back_with_the_columns_and_dtypes_of_fit(fitted_table, table):
+    samples = fitted_table.sample(200, random_state=0)
+    assert list(samples.columns) == list(table.columns)
+    assert_array_equal(samples.dtypes, table.dtypes)
+    assert samples["colour"].cat.categories.tolist() == ["red", "blue", "green"]
+    assert set(samples["species"]) <= {"adelie", "chinstrap", "gentoo"}
+    assert samples.notna().all().all()
+    for column in ("count", "score"):
+        assert samples[column].min() >= table[column].min()
+        assert samples[column].max() <= table[column].max()
+    # Draws, not only the most probable values.
+    assert samples["species"].nunique() == 3 and samples["size"].nunique() > 100
+
+
+def test_inverse_transform_fills_gaps_with_values_of_each_column(fitted_table, table):
+    back = fitted_table.inverse_transform(fitted_table.transform(table))
+    assert_array_equal(back.dtypes, table.dtypes)
+    assert back.notna().all().all()
+    # The posterior mean round trip recovers most categories.
+    observed = table["species"].notna()
+    agreement = (back["species"] == table["species"])[observed].mean()
+    assert agreement > 0.8
+
+
+def test_an_array_in_gives_an_array_out(blobs):
+    X, _ = blobs
+    vae = VAETransformer(max_epochs=2, random_state=0).fit(X)
+    assert vae.likelihoods_ == {i: "gaussian" for i in range(5)}
+    for out in (vae.sample(3, random_state=0), vae.inverse_transform(np.zeros((2, 2)))):
+        assert isinstance(out, np.ndarray) and out.dtype == np.float64
+        assert np.all(out >= X.min(0)) and np.all(out <= X.max(0))
+
+
+def test_an_array_with_string_columns_can_name_them_categorical():
+    X = np.array([["a", 1.0], ["b", 2.0], ["a", 3.5], [None, 0.5]], dtype=object)
+    vae = VAETransformer(likelihood={0: "categorical"}, max_epochs=2).fit(X)
+    out = vae.sample(4, random_state=0)
+    assert isinstance(out, np.ndarray) and set(out[:, 0]) <= {"a", "b"}
+    assert vae.transform(X).shape == (4, 2)
+
+
+# ---------------------------------------------------------------- scores
+def test_scores_are_densities_in_the_units_of_each_column():
+    # Normal scores do not depend on units: the same model fits x and 10 x,
+    # and a density of 10 x is that of x divided by 10.
+    x = pd.DataFrame({"v": np.random.RandomState(0).gamma(2.0, size=200)})
+    params = dict(max_epochs=5, random_state=0)
+    small = VAETransformer(**params).fit(x).score_samples(x)
+    large = VAETransformer(**params).fit(10 * x).score_samples(10 * x)
+    assert_allclose(large, small - np.log(10), rtol=1e-5, atol=1e-5)
+
+
+def test_scores_leave_out_missing_entries(fitted_table, table):
+    full = table.dropna().head(10)
+    gappy = full.copy()
+    gappy["species"] = None
+    scores = fitted_table.score_samples(full)
+    assert np.all(np.isfinite(fitted_table.score_samples(gappy)))
+    # Leaving a categorical entry out removes its (negative) log-probability.
+    assert np.all(fitted_table.score_samples(gappy) > scores - 1e-3)
+
+
+def test_grid_search_picks_a_latent_size_on_a_table_without_labels(table):
+    search = GridSearchCV(
+        VAETransformer(max_epochs=10, random_state=0), {"n_components": [1, 4]}, cv=2
+    ).fit(table)
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+# ----------------------------------------------------------- persistence
+def test_a_table_model_saves_and_loads(fitted_table, table, tmp_path):
+    fitted_table.save(tmp_path / "m.safetensors")
+    loaded = VAETransformer.load(tmp_path / "m.safetensors")
+    assert loaded.likelihoods_ == fitted_table.likelihoods_
+    assert_frame_equal(
+        loaded.sample(20, random_state=1), fitted_table.sample(20, random_state=1)
+    )
+    assert_array_equal(loaded.score_samples(table), fitted_table.score_samples(table))
+    restored = pickle.loads(pickle.dumps(fitted_table))
+    assert_array_equal(restored.transform(table), fitted_table.transform(table))
+
+
+def test_set_output_and_feature_names_work_on_tables(fitted_table, table):
+    names = fitted_table.get_feature_names_out()
+    assert names.tolist() == ["vaetransformer0", "vaetransformer1", "vaetransformer2"]
+    fitted_table.set_output(transform="pandas")
+    try:
+        codes = fitted_table.transform(table)
+    finally:
+        fitted_table.set_output(transform="default")
+    assert list(codes.columns) == names.tolist()
+    assert_array_equal(codes.index, table.index)
