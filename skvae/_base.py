@@ -22,7 +22,7 @@ from ._likelihoods import _LIKELIHOODS
 from ._modules import _ACTIVATIONS, VAEModule
 from ._persistence import load_model, save_model
 from ._tabular import AUTO, CATEGORICAL, fit_schema
-from ._training import StopWhenConverged, _VAENet
+from ._training import StopWhenConverged, _VAENet, log_marginal_likelihood
 from ._utils import (
     draw_seed,
     forked_rng,
@@ -513,9 +513,9 @@ class _BaseVAE(BaseEstimator):
     def _log_likelihood(self, X):
         """Importance-weighted log p(x) per row, in the units of X's columns."""
         X, dataset = self._inference_data(X, support=True)
-        log_px = self.net_.log_marginal_likelihood(
+        log_px = self.net_.importance_sampled(
+            log_marginal_likelihood,
             dataset,
-            self.n_components,
             self.n_score_samples,
             self._score_seed,
             self._inference_rows,

@@ -133,6 +133,7 @@ class VAEModule(nn.Module):
     ):
         super().__init__()
         hidden_layer_sizes = tuple(hidden_layer_sizes)
+        self.n_components = n_components
         self.likelihood = make_likelihood(likelihood, n_features)
         n_outputs = self.likelihood.n_params
         self.encoder = Encoder(n_features, n_components, hidden_layer_sizes, activation)
@@ -140,9 +141,18 @@ class VAEModule(nn.Module):
             n_components, n_outputs, hidden_layer_sizes[::-1], activation
         )
 
-    def forward(self, x):
+    def forward(self, x, n_draws=None):
+        """Encode ``x``, draw z and decode it.
+
+        With ``n_draws=K``, K codes are drawn per row: ``z`` and ``x_params``
+        then have a leading axis of size K (for importance-weighted bounds).
+        """
         z_mean, z_logvar = self.encoder(x)
+        shape = z_mean.shape if n_draws is None else (n_draws, *z_mean.shape)
+        eps = torch.randn(shape, dtype=z_mean.dtype, device=z_mean.device)
         # Reparameterisation: z = mean + std * eps keeps z differentiable.
-        eps = torch.randn_like(z_mean)
         z = z_mean + torch.exp(0.5 * z_logvar) * eps
-        return VAEOutput(z_mean, z_logvar, z, self.decoder(z))
+        if n_draws is None:
+            return VAEOutput(z_mean, z_logvar, z, self.decoder(z))
+        params = self.decoder(z.reshape(-1, z.shape[-1]))
+        return VAEOutput(z_mean, z_logvar, z, params.reshape(*z.shape[:-1], -1))

@@ -75,40 +75,154 @@ def negative_elbo(output, x, likelihood, kl_weight=1.0, mask=None):
     return ELBOTerms(reconstruction + kl_weight * kl, reconstruction, kl)
 
 
-def log_marginal_likelihood(module, x, eps, mask=None):
-    """Importance-weighted estimate of log p(x) per sample.
+def log_prior_ratio(z, z_mean, z_logvar):
+    """``log p(z) - log q(z | x)`` for each draw of z, shape (K, batch).
 
-    With K = ``len(eps)`` draws this is the IWAE bound
-    ``log mean_k p(x, z_k) / q(z_k | x)``; with one draw it is the ELBO,
-    using the closed-form KL term.
+    ``z`` (K, batch, n_components) are draws from q(z | x) = N(z_mean,
+    exp(z_logvar)), with ``z_mean`` and ``z_logvar`` of shape (batch,
+    n_components); p(z) is the standard normal prior. Adding ``log p(x | z)``
+    gives the log importance weights ``log p(x, z) / q(z | x)``.
+    """
+    eps = (z - z_mean) * torch.exp(-0.5 * z_logvar)
+    log_pz = -0.5 * (z.square() + _LOG_2PI).sum(dim=-1)
+    log_qz = -0.5 * (eps.square() + _LOG_2PI + z_logvar).sum(dim=-1)
+    return log_pz - log_qz
+
+
+def negative_iwae(output, x, likelihood, kl_weight=1.0, mask=None):
+    """Negative importance-weighted bound of a batch, from K draws per row.
+
+    ``-log mean_k p(x, z_k) / q(z_k | x)`` averaged over the batch (with the
+    prior and posterior terms weighted by ``kl_weight``); with a mask, of the
+    observed entries only (the MIWAE bound). The reported terms are the
+    average reconstruction term and the sampled KL term over the draws.
+
+    Parameters
+    ----------
+    output : VAEOutput
+        Result of ``VAEModule.forward(x, n_draws=K)``.
+    x : Tensor of shape (batch, n_features)
+    likelihood : Likelihood
+    kl_weight : float, default=1.0
+    mask : bool Tensor of shape (batch, n_features) or None
+
+    Returns
+    -------
+    terms : ELBOTerms
+    """
+    n_draws = output.z.shape[0]
+    x_rep = x.expand(n_draws, *x.shape)
+    mask = None if mask is None else mask.expand(n_draws, *mask.shape)
+    log_px_z = likelihood.log_prob(x_rep, output.x_params, mask)
+    ratio = log_prior_ratio(output.z, output.z_mean, output.z_logvar)
+    log_w = log_px_z + kl_weight * ratio
+    bound = torch.logsumexp(log_w, dim=0) - math.log(n_draws)
+    return ELBOTerms(-bound.mean(), -log_px_z.mean(), -ratio.mean())
+
+
+class Draws(NamedTuple):
+    """K codes drawn from q(z | x) for a batch, decoded and weighted."""
+
+    params: torch.Tensor  # (K, batch, n_params): decoder outputs
+    log_px_z: torch.Tensor  # (K, batch): log p(x | z_k), observed entries
+    log_w: torch.Tensor  # (K, batch): log p(x, z_k) / q(z_k | x)
+    kl: torch.Tensor  # (batch,): closed-form KL(q(z | x) || p(z))
+
+
+def importance_draws(module, x, eps, mask=None):
+    """Draw z_k = mean + std * eps_k from q(z | x), decode and weight them.
 
     Parameters
     ----------
     module : VAEModule
     x : Tensor of shape (batch, n_features)
     eps : Tensor of shape (K, batch, n_components)
-        Standard normal draws, turned into z = mean + std * eps.
+        Standard normal draws.
     mask : bool Tensor of shape (batch, n_features) or None
-        Observed entries: the estimate is then of the observed part of x.
+        Observed entries: the weights are then those of the observed part.
 
     Returns
     -------
-    log_px : Tensor of shape (batch,)
+    draws : Draws
     """
     z_mean, z_logvar = module.encoder(x)
     z = z_mean + torch.exp(0.5 * z_logvar) * eps  # (K, batch, n_components)
-    n_draws, batch = eps.shape[:2]
+    n_draws, batch = z.shape[:2]
     params = module.decoder(z.reshape(n_draws * batch, -1)).reshape(n_draws, batch, -1)
     # Broadcast views of x (and the mask) over the K draws: no copies.
     x_rep = x.expand(n_draws, *x.shape)
     if mask is not None:
         mask = mask.expand(n_draws, *mask.shape)
-    log_px_z = module.likelihood.log_prob(x_rep, params, mask)  # (K, batch)
-    if n_draws == 1:
-        return log_px_z[0] - gaussian_kl(z_mean, z_logvar)
-    log_pz = -0.5 * (z.square() + _LOG_2PI).sum(dim=-1)
-    log_qz = -0.5 * (eps.square() + _LOG_2PI + z_logvar).sum(dim=-1)
-    return torch.logsumexp(log_px_z + log_pz - log_qz, dim=0) - math.log(n_draws)
+    log_px_z = module.likelihood.log_prob(x_rep, params, mask)
+    log_w = log_px_z + log_prior_ratio(z, z_mean, z_logvar)
+    return Draws(params, log_px_z, log_w, gaussian_kl(z_mean, z_logvar))
+
+
+def log_marginal_likelihood(module, x, eps, mask=None):
+    """Importance-weighted estimate of log p(x) per sample.
+
+    With K = ``len(eps)`` draws this is the IWAE bound
+    ``log mean_k p(x, z_k) / q(z_k | x)``; with one draw it is the ELBO,
+    using the closed-form KL term. Arguments as for ``importance_draws``.
+
+    Returns
+    -------
+    log_px : Tensor of shape (batch,)
+    """
+    draws = importance_draws(module, x, eps, mask)
+    if len(draws.log_w) == 1:
+        return draws.log_px_z[0] - draws.kl
+    return torch.logsumexp(draws.log_w, dim=0) - math.log(len(draws.log_w))
+
+
+def posterior_mean(module, x, eps, mask=None):
+    """E[x | x_observed] by self-normalised importance sampling, per entry.
+
+    Each draw's likelihood mean, weighted by p(x_obs, z_k) / q(z_k | x_obs)
+    normalised over the draws (the MIWAE imputation of Mattei and Frellsen,
+    2019). Arguments as for ``importance_draws``.
+
+    Returns
+    -------
+    mean : Tensor of shape (batch, n_features)
+    """
+    draws = importance_draws(module, x, eps, mask)
+    weights = torch.softmax(draws.log_w, dim=0).unsqueeze(-1)
+    return (weights * module.likelihood.mean(draws.params)).sum(dim=0)
+
+
+def posterior_sample(module, x, eps, mask=None, generator=None):
+    """One draw of x from p(x | x_observed): z resampled by importance weight,
+    then x from p(x | z). Arguments as for ``importance_draws``.
+
+    Returns
+    -------
+    sample : Tensor of shape (batch, n_features)
+    """
+    draws = importance_draws(module, x, eps, mask)
+    weights = torch.softmax(draws.log_w, dim=0).T  # (batch, K)
+    pick = torch.multinomial(weights, 1, generator=generator).squeeze(-1)
+    params = draws.params[pick, torch.arange(len(pick), device=pick.device)]
+    return module.likelihood.sample(params, generator=generator)
+
+
+def feature_log_likelihoods(module, x, eps, mask=None):
+    """Each entry's expected log-likelihood under the posterior, per feature.
+
+    ``sum_k w_k log p(x_j | z_k)`` with the self-normalised importance
+    weights; 0 for missing entries. Arguments as for ``importance_draws``.
+
+    Returns
+    -------
+    log_px : Tensor of shape (batch, n_features)
+    """
+    draws = importance_draws(module, x, eps, mask)
+    weights = torch.softmax(draws.log_w, dim=0).unsqueeze(-1)
+    x_rep = x.expand(len(draws.params), *x.shape)
+    terms = module.likelihood.log_prob_elements(x_rep, draws.params)
+    if mask is not None:
+        terms = torch.where(mask, terms, 0.0)
+    return (weights * terms).sum(dim=0)
 
 
 class NegativeELBO(nn.Module):
@@ -120,7 +234,10 @@ class NegativeELBO(nn.Module):
 
     def forward(self, output, x, likelihood, warmup=1.0, mask=None):
         kl_weight = self.beta * warmup
-        return negative_elbo(output, x, likelihood, kl_weight=kl_weight, mask=mask)
+        # Several draws per row (a leading axis on z): the importance-weighted
+        # bound; one draw: the ELBO with its closed-form KL term.
+        loss = negative_iwae if output.z.dim() == 3 else negative_elbo
+        return loss(output, x, likelihood, kl_weight=kl_weight, mask=mask)
 
 
 # --------------------------------------------------------------------------
@@ -260,13 +377,31 @@ class _VAENet(NeuralNet):
     kl_warmup_epochs : int, default=0
         The KL weight grows linearly from 0 to ``criterion__beta`` over this
         many epochs. Validation always uses the full weight.
+    train_draws : int, default=1
+        Draws of z per row in the loss: 1 gives the ELBO, more the
+        importance-weighted bound (IWAE, or MIWAE with missing values).
     **kwargs
         Passed to ``skorch.NeuralNet``.
     """
 
-    def __init__(self, module, *args, criterion=NegativeELBO, kl_warmup_epochs=0, **kw):
+    def __init__(
+        self,
+        module,
+        *args,
+        criterion=NegativeELBO,
+        kl_warmup_epochs=0,
+        train_draws=1,
+        **kw,
+    ):
         super().__init__(module, criterion, *args, **kw)
         self.kl_warmup_epochs = kl_warmup_epochs
+        self.train_draws = train_draws
+
+    def infer(self, x, **fit_params):
+        # K > 1 draws per row train on the importance-weighted bound (IWAE).
+        if self.train_draws > 1:
+            fit_params = {"n_draws": self.train_draws, **fit_params}
+        return super().infer(x, **fit_params)
 
     def get_default_callbacks(self):
         # Only what this net reports: validation terms when there is a split,
@@ -388,19 +523,27 @@ class _VAENet(NeuralNet):
         return torch.cat(out)
 
     @torch.no_grad()
-    def log_marginal_likelihood(self, dataset, n_components, n_draws, seed, batch_size):
-        """Importance-weighted log p(x) of the rows of a dataset, shape (n_samples,).
+    def importance_sampled(self, fn, dataset, n_draws, seed, batch_size, **kwargs):
+        """Apply an importance-sampling function (``log_marginal_likelihood``,
+        ``posterior_mean``, ...) to the rows of a dataset, in batches.
 
-        The draws for each row are keyed by its values (``row_keyed_normal``),
-        so a row's estimate does not depend on the other rows.
+        The draws of each row are keyed by its values and ``seed``
+        (``row_keyed_normal``): a row's result does not depend on the other
+        rows or the batching, repeated calls agree, and the errors of
+        different rows are independent, so averages over rows are precise.
+
+        Returns
+        -------
+        out : Tensor on the host, rows of ``fn`` concatenated
         """
         self._set_training(False)
+        module = self.module_
         # K draws per row: shrink the batch so the decoder sees ~batch_size rows.
         rows = max(1, batch_size // n_draws)
         out = []
         for x, mask in BatchIterator(dataset, rows):  # on the host, for the keys
-            eps = row_keyed_normal(x, n_draws, n_components, seed).to(self.device)
-            x = x.to(self.device, non_blocking=True)
+            eps = row_keyed_normal(x, n_draws, module.n_components, seed)
+            x, eps = x.to(self.device, non_blocking=True), eps.to(self.device)
             mask = None if mask is None else mask.to(self.device)
-            out.append(log_marginal_likelihood(self.module_, x, eps, mask).cpu())
+            out.append(fn(module, x, eps, mask, **kwargs).cpu())
         return torch.cat(out)

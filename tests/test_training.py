@@ -12,7 +12,12 @@ from numpy.testing import assert_allclose
 
 from skvae._likelihoods import BernoulliLikelihood, GaussianLikelihood
 from skvae._modules import VAEModule, VAEOutput
-from skvae._training import gaussian_kl, log_marginal_likelihood, negative_elbo
+from skvae._training import (
+    gaussian_kl,
+    log_marginal_likelihood,
+    negative_elbo,
+    negative_iwae,
+)
 from skvae._utils import row_keyed_normal
 
 floats = st.floats(-5, 5)
@@ -122,6 +127,40 @@ def test_importance_weighted_bound_is_exact_with_the_true_posterior(n_draws):
         b, W @ W.T + noise**2 * torch.eye(n_features, dtype=torch.float64)
     )
     assert_allclose(estimate, marginal.log_prob(x), rtol=0, atol=1e-10)
+
+
+def _linear_gaussian_model():
+    torch.manual_seed(0)
+    n_features, n_components, noise = 5, 2, 0.7
+    Q, _ = torch.linalg.qr(torch.randn(n_features, n_components, dtype=torch.float64))
+    W = Q * torch.tensor([2.0, 0.5], dtype=torch.float64)  # orthogonal columns
+    b = torch.randn(n_features, dtype=torch.float64)
+    module = VAEModule(
+        n_features, n_components, hidden_layer_sizes=(3,), likelihood=GaussianLikelihood
+    ).double()
+    module.encoder = _ExactPosterior(W, b, noise)
+    module.decoder = _Affine(W, b)
+    with torch.no_grad():
+        module.likelihood.raw_scale.fill_(
+            math.log(math.expm1(noise - GaussianLikelihood.min_scale))
+        )
+    marginal = torch.distributions.MultivariateNormal(
+        b, W @ W.T + noise**2 * torch.eye(n_features, dtype=torch.float64)
+    )
+    return module, marginal
+
+
+def test_the_training_bound_with_several_draws_is_the_iwae_bound():
+    # With the exact posterior the importance-weighted training loss is
+    # -log p(x) for any draws; its terms are the sampled reconstruction and KL.
+    module, marginal = _linear_gaussian_model()
+    x = torch.randn(7, 5, dtype=torch.float64)
+    with torch.no_grad():
+        output = module(x, n_draws=4)
+        terms = negative_iwae(output, x, module.likelihood)
+    assert output.z.shape == (4, 7, 2) and output.x_params.shape == (4, 7, 5)
+    assert_allclose(terms.loss, -marginal.log_prob(x).mean(), rtol=0, atol=1e-10)
+    assert_allclose(terms.loss, terms.reconstruction + terms.kl, rtol=1e-10)
 
 
 def test_importance_weighted_bound_is_tighter_than_the_elbo():
