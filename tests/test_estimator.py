@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
@@ -16,6 +17,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from skorch.callbacks import Callback
 
 from skvae import VAEModule, VAETransformer
 from skvae._likelihoods import BernoulliLikelihood, GaussianLikelihood
@@ -380,6 +382,64 @@ def test_same_random_state_gives_the_same_model(digits):
     c = VAETransformer(max_epochs=3, random_state=7).fit(X).transform(X)
     assert_array_equal(a, b)
     assert not np.allclose(a, c)
+
+
+def test_fit_is_the_plain_pytorch_training_loop(digits):
+    # fit must train exactly as the textbook loop does: same data (float32,
+    # unchanged), a fresh randperm per epoch, every row once (the last batch
+    # partial), the batch-mean negative ELBO, Adam with PyTorch's defaults apart
+    # from the learning rate, and no state restored or training stopped behind
+    # the user's back. Starting the loop from fit's initial weights and random
+    # state, it must end with fit's weights.
+    X, _ = digits
+    # Grey levels finer than float16's, 3 batches per epoch (the last of 44 rows).
+    X = X[:300] * 0.9 + np.random.RandomState(0).rand(300, 64) * 0.1
+    start = {}
+
+    class GrabStart(Callback):
+        def on_train_begin(self, net, **kwargs):
+            start["weights"] = copy.deepcopy(net.module_.state_dict())
+            start["rng"] = torch.get_rng_state()
+
+    epochs = 4
+    vae = VAETransformer(
+        max_epochs=epochs,
+        n_iter_no_change=epochs,
+        batch_size=128,
+        learning_rate=1e-3,
+        callbacks=[GrabStart()],
+        random_state=0,
+    ).fit(X)
+
+    model = VAEModule(X.shape[1])
+    model.load_state_dict(start["weights"])
+    fused = supports_fused(torch.optim.Adam, "cpu") or None
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused)
+    rows = torch.from_numpy(X.astype(np.float32))
+    with torch.random.fork_rng():
+        torch.set_rng_state(start["rng"])
+        for _ in range(epochs):
+            order = torch.randperm(len(rows))
+            for i in range(0, len(rows), 128):
+                x = rows[order[i : i + 128]]
+                optimizer.zero_grad()
+                out = model(x)
+                bce = F.binary_cross_entropy_with_logits(
+                    out.x_params, x, reduction="none"
+                ).sum(dim=1)
+                kl = 0.5 * (
+                    out.z_mean.square() + out.z_logvar.exp() - 1 - out.z_logvar
+                ).sum(dim=1)
+                (bce + kl).mean().backward()
+                optimizer.step()
+
+    assert vae.n_iter_ == epochs
+    settings = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
+    for key in settings:
+        assert vae.net_.optimizer_.defaults[key] == optimizer.defaults[key], key
+    expected = model.state_dict()
+    for name, value in vae.net_.module_.state_dict().items():
+        torch.testing.assert_close(value, expected[name], msg=name)
 
 
 def test_fit_leaves_the_global_random_state_alone(digits):
