@@ -1,6 +1,7 @@
 """skvae: variational autoencoders as scikit-learn transformers."""
 
 from ._modules import VAEModule
+from ._outliers import VAEOutlierDetector
 from ._plotting import (
     LatentSpaceDisplay,
     LatentTraversalDisplay,
@@ -22,6 +23,7 @@ __all__ = [
     "ReconstructionDisplay",
     "SamplesDisplay",
     "VAEModule",
+    "VAEOutlierDetector",
     "VAETransformer",
     "__version__",
 ]

@@ -8,7 +8,7 @@ classic Bernoulli model (the Pipeline, GridSearchCV, clone and pickle tests of
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skvae import VAETransformer
+from skvae import VAEOutlierDetector, VAETransformer
 
 
 def _expected_failed_checks(estimator):
@@ -24,7 +24,10 @@ def _expected_failed_checks(estimator):
 
 
 @parametrize_with_checks(
-    [VAETransformer(max_epochs=2, random_state=0)],
+    [
+        VAETransformer(max_epochs=2, random_state=0),
+        VAEOutlierDetector(max_epochs=2, random_state=0),
+    ],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible(estimator, check):

@@ -1,0 +1,294 @@
+"""``VAEOutlierDetector``: rows of low likelihood, with the outlier API."""
+
+from numbers import Real
+
+import numpy as np
+import pandas as pd
+from sklearn.base import OutlierMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import _BaseVAE, fill_doc
+from ._training import feature_log_likelihoods
+from ._utils import to_numpy
+
+
+@fill_doc(
+    n_components=8,
+    hidden_layer_sizes="(128,)",
+    activation="relu",
+    numeric_transform="normal scores (a monotone map that makes each column's "
+    "marginal close to N(0, 1))",
+    max_epochs=200,
+    batch_size=128,
+    learning_rate=1e-3,
+    weight_decay=0.0,
+    early_stopping=False,
+    n_iter_no_change=10,
+    n_score_samples=50,
+)
+class VAEOutlierDetector(OutlierMixin, _BaseVAE):
+    """Outlier detection with a variational autoencoder.
+
+    The detector learns the distribution of the training rows with a
+    variational autoencoder and scores each row by its estimated
+    log-likelihood log p(x) (the importance-weighted bound with
+    ``n_score_samples`` draws): rows that the model finds unlikely are
+    outliers. Scores are deterministic: the same fitted model gives the same
+    scores for the same rows, whatever the other rows. ``feature_scores``
+    tells which features make a row unlikely.
+
+    It takes what :class:`VAETransformer` takes (arrays, sparse matrices,
+    DataFrames with categorical columns, gaps: a row's score is then that of
+    its observed entries) and shares its network and training.
+
+    Parameters
+    ----------
+    {parameters}
+
+    contamination : "auto" or float, default="auto"
+        The expected share of outliers in the training data, which sets the
+        threshold of ``predict`` (``offset_``). A float in (0, 0.5]: the
+        threshold is that quantile of the training rows' scores. ``"auto"``:
+        the lower Tukey fence of the training scores, ``Q1 - 1.5 (Q3 - Q1)``,
+        which flags the rows far below the bulk of the training data (none
+        when it has no such rows).
+
+    Attributes
+    ----------
+    offset_ : float
+        Threshold on ``score_samples``: ``decision_function`` is
+        ``score_samples - offset_``, negative for outliers.
+
+    net_ : skorch.NeuralNet
+        The trained skorch net; its ``module_`` is the PyTorch model.
+
+    history_ : skorch.History
+        Per-epoch records of training.
+
+    likelihoods_ : dict
+        The likelihood of each input column, as ``likelihood`` resolved at
+        ``fit``.
+
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during ``fit``. Defined only when ``X`` has
+        feature names that are all strings.
+
+    n_iter_ : int
+        Number of epochs run.
+
+    loss_curve_ : list of float
+        Training loss (negative ELBO, nats per sample) after each epoch.
+
+    validation_scores_ : list of float or None
+        Minus the held-out loss after each epoch; None when
+        ``early_stopping=False``.
+
+    best_epoch_ : int
+        Epoch (counted from 1) whose weights the model holds.
+
+    See Also
+    --------
+    sklearn.ensemble.IsolationForest : Outliers by random partitioning.
+    sklearn.neighbors.LocalOutlierFactor : Outliers by local density.
+    VAETransformer : The same model as a transformer.
+
+    References
+    ----------
+    J. An and S. Cho, "Variational Autoencoder based Anomaly Detection using
+    Reconstruction Probability", SNU Data Mining Center, 2015.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvae import VAEOutlierDetector
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(200, 4))
+    >>> detector = VAEOutlierDetector(contamination=0.05, max_epochs=2,
+    ...                               random_state=0).fit(X)
+    >>> detector.predict([[0.0, 0.0, 0.0, 0.0], [9.0, -9.0, 9.0, -9.0]])
+    array([ 1, -1])
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseVAE._parameter_constraints,
+        "contamination": [
+            StrOptions({"auto"}),
+            Interval(Real, 0, 0.5, closed="right"),
+        ],
+    }
+    _saved_attributes = (*_BaseVAE._saved_attributes, "offset_")
+
+    def __init__(
+        self,
+        n_components=8,
+        *,
+        contamination="auto",
+        hidden_layer_sizes=(128,),
+        activation="relu",
+        likelihood="auto",
+        missing_values=np.nan,
+        module=None,
+        beta=1.0,
+        kl_warmup_epochs=0,
+        max_epochs=200,
+        batch_size=128,
+        learning_rate=1e-3,
+        optimizer="adam",
+        weight_decay=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        n_score_samples=50,
+        device="cpu",
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.contamination = contamination
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.likelihood = likelihood
+        self.missing_values = missing_values
+        self.module = module
+        self.beta = beta
+        self.kl_warmup_epochs = kl_warmup_epochs
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.n_score_samples = n_score_samples
+        self.device = device
+        self.callbacks = callbacks
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Learn the distribution of ``X`` and the threshold ``offset_``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, \
+n_features)
+            Training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        self._fit(X, epochs=self.max_epochs, reset=True)
+        scores = self._log_likelihood(X).astype(np.float64)
+        if self.contamination == "auto":
+            q1, q3 = np.percentile(scores, [25, 75])
+            self.offset_ = float(q1 - 1.5 * (q3 - q1))
+        else:
+            self.offset_ = float(np.percentile(scores, 100 * self.contamination))
+        return self
+
+    def score_samples(self, X):
+        """Log-likelihood of each row: the lower, the more abnormal.
+
+        The importance-weighted estimate of log p(x) with ``n_score_samples``
+        draws, of the observed entries of each row. Deterministic: the draws
+        are keyed by each row's values and a seed drawn at ``fit``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, \
+n_features)
+            Rows to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Estimated log p(x) in nats, in the float dtype of ``X``.
+        """
+        return self._log_likelihood(X)
+
+    def decision_function(self, X):
+        """Score shifted by the threshold: negative for outliers.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, \
+n_features)
+            Rows to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            ``score_samples(X) - offset_``.
+        """
+        check_is_fitted(self)
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X):
+        """Whether each row is an inlier (+1) or an outlier (-1).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, \
+n_features)
+            Rows to classify.
+
+        Returns
+        -------
+        is_inlier : ndarray of shape (n_samples,)
+            +1 for inliers, -1 for outliers.
+        """
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def feature_scores(self, X):
+        """Each feature's share of a row's log-likelihood.
+
+        The expected log-likelihood of each entry under the posterior of its
+        row's code, ``sum_k w_k log p(x_j | z_k)`` with the self-normalised
+        importance weights of ``score_samples``: very negative entries are the
+        ones that make a row unlikely. They sum, over a row, to its expected
+        reconstruction log-likelihood, the part of the score that the
+        features explain (the rest is the cost of the code). A categorical
+        column's entry is the log-probability of its category, a transformed
+        numeric column's includes its log-slope (as in ``score_samples``),
+        and a missing entry's is 0.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, \
+n_features)
+            Rows to explain.
+
+        Returns
+        -------
+        scores : ndarray or DataFrame of shape (n_samples, n_features)
+            One column per input column; a DataFrame with the column names
+            (and the index of ``X``) when ``X`` is a DataFrame.
+        """
+        X, dataset = self._inference_data(X, support=True)
+        terms = self.net_.importance_sampled(
+            feature_log_likelihoods,
+            dataset,
+            self.n_score_samples,
+            self._score_seed,
+            self._inference_rows,
+        )
+        terms = self._schema.per_column(to_numpy(terms, np.float64), X)
+        terms = terms.astype(self._out_dtype(X), copy=False)
+        if isinstance(X, pd.DataFrame):
+            names = [column.name for column in self._schema.columns]
+            return pd.DataFrame(terms, columns=names, index=X.index)
+        return terms
