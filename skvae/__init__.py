@@ -1,5 +1,6 @@
 """skvae: variational autoencoders as scikit-learn transformers."""
 
+from ._imputer import VAEImputer
 from ._modules import VAEModule
 from ._outliers import VAEOutlierDetector
 from ._plotting import (
@@ -22,6 +23,7 @@ __all__ = [
     "LossCurveDisplay",
     "ReconstructionDisplay",
     "SamplesDisplay",
+    "VAEImputer",
     "VAEModule",
     "VAEOutlierDetector",
     "VAETransformer",

@@ -211,6 +211,10 @@ class _BaseVAE(BaseEstimator):
     # How "auto" numeric columns outside [0, 1] are transformed before the
     # Gaussian likelihood: "normal_scores", "standardize" or None.
     _numeric_transform = "normal_scores"
+    # Whether the encoder sees the observation mask next to the data.
+    _mask_input = False
+    # Whether columns with no observed value are left out rather than refused.
+    _allow_empty = False
     # Fitted attributes that save() stores, besides the network.
     _saved_attributes = (
         "n_iter_",
@@ -256,6 +260,7 @@ class _BaseVAE(BaseEstimator):
                 self._numeric_transform,
                 allow_nan=self._missing,
                 dataframe=dataframe,
+                allow_empty=self._allow_empty,
             )
             self._device = resolve_device(self.device)
             self._rng = check_random_state(self.random_state)
@@ -313,8 +318,10 @@ class _BaseVAE(BaseEstimator):
             module__hidden_layer_sizes=hidden_layer_sizes,
             module__activation=self.activation,
             module__likelihood=self._schema.blocks,
+            **({"module__mask_input": True} if self._mask_input else {}),
             criterion__beta=self.beta,
             kl_warmup_epochs=self.kl_warmup_epochs,
+            train_draws=self._train_draws,
             optimizer=_OPTIMIZERS[self.optimizer],
             lr=self.learning_rate,
             optimizer__weight_decay=self.weight_decay,
@@ -329,6 +336,11 @@ class _BaseVAE(BaseEstimator):
             device=self._device,
             verbose=self.verbose,
         )
+
+    @property
+    def _train_draws(self):
+        """Draws of z per row in the training loss (1: the ELBO)."""
+        return 1
 
     def _fused_optimizer(self):
         """``optimizer__fused=True`` where this PyTorch and device support it."""

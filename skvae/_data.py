@@ -178,6 +178,9 @@ class BatchIterator:
     shuffle : bool, default=False
     device : str or torch.device, default="cpu"
         Where batches are sent, if the data lives elsewhere.
+    mask_in_x : bool, default=False
+        Yield ``({"x": x, "mask": observed}, mask)``: the observation mask
+        also goes to the module's ``forward`` (all True without gaps).
 
     Notes
     -----
@@ -189,11 +192,14 @@ class BatchIterator:
     inside a group and used outside it trains on all rows.
     """
 
-    def __init__(self, dataset, batch_size=128, shuffle=False, device="cpu"):
+    def __init__(
+        self, dataset, batch_size=128, shuffle=False, device="cpu", mask_in_x=False
+    ):
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.device = device
+        self.mask_in_x = mask_in_x
         self.rank, self.world_size = process_group() if shuffle else (0, 1)
 
     def _n_rows(self):
@@ -225,7 +231,16 @@ class BatchIterator:
             else:
                 rows = order[start : start + size]
             x, mask = self.dataset.take(rows)
-            yield _to(x, self.device), _to(mask, self.device)
+            x, mask = _to(x, self.device), _to(mask, self.device)
+            if self.mask_in_x:
+                # For a module whose encoder sees the mask: skorch passes the
+                # dict's items to forward() as keyword arguments.
+                observed = (
+                    torch.ones_like(x, dtype=torch.bool) if mask is None else mask
+                )
+                yield {"x": x, "mask": observed}, mask
+            else:
+                yield x, mask
 
 
 class HoldoutSplit:

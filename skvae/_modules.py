@@ -121,6 +121,10 @@ class VAEModule(nn.Module):
         Likelihood class, built with ``n_features``; or ``(name,
         n_features)`` blocks of features, each with the likelihood of that
         name (for tables, as a column schema resolves them).
+    mask_input : bool, default=False
+        Whether the encoder also sees which entries are observed: its input
+        is then ``x`` (zeros in the gaps) next to the 0/1 observation mask,
+        so that a gap and an observed zero are told apart.
     """
 
     def __init__(
@@ -130,24 +134,35 @@ class VAEModule(nn.Module):
         hidden_layer_sizes=(256,),
         activation="relu",
         likelihood=BernoulliLikelihood,
+        mask_input=False,
     ):
         super().__init__()
         hidden_layer_sizes = tuple(hidden_layer_sizes)
         self.n_components = n_components
+        self.mask_input = bool(mask_input)
         self.likelihood = make_likelihood(likelihood, n_features)
         n_outputs = self.likelihood.n_params
-        self.encoder = Encoder(n_features, n_components, hidden_layer_sizes, activation)
+        n_inputs = 2 * n_features if self.mask_input else n_features
+        self.encoder = Encoder(n_inputs, n_components, hidden_layer_sizes, activation)
         self.decoder = Decoder(
             n_components, n_outputs, hidden_layer_sizes[::-1], activation
         )
 
-    def forward(self, x, n_draws=None):
+    def encode(self, x, mask=None):
+        """Mean and log-variance of q(z | x); ``mask`` marks observed entries
+        (None: all), for an encoder built with ``mask_input``."""
+        if not self.mask_input:
+            return self.encoder(x)
+        observed = torch.ones_like(x) if mask is None else mask.to(x.dtype)
+        return self.encoder(torch.cat([x, observed], dim=-1))
+
+    def forward(self, x, mask=None, n_draws=None):
         """Encode ``x``, draw z and decode it.
 
         With ``n_draws=K``, K codes are drawn per row: ``z`` and ``x_params``
         then have a leading axis of size K (for importance-weighted bounds).
         """
-        z_mean, z_logvar = self.encoder(x)
+        z_mean, z_logvar = self.encode(x, mask)
         shape = z_mean.shape if n_draws is None else (n_draws, *z_mean.shape)
         eps = torch.randn(shape, dtype=z_mean.dtype, device=z_mean.device)
         # Reparameterisation: z = mean + std * eps keeps z differentiable.

@@ -369,6 +369,8 @@ def load_model(cls, path, device=None, module=None):
         setattr(estimator, name, value)
     net = _restore_net(estimator, tensors, info)
     estimator.net_, estimator.history_ = net, net.history
+    if hasattr(estimator, "_after_load"):
+        estimator._after_load()
     return estimator
 
 

@@ -36,6 +36,8 @@ N_QUANTILES = 1000
 LARGEST_VALUE = 1e15
 CATEGORICAL = "categorical"
 AUTO = "auto"
+# An input column with no observed value in fit: not modelled, no features.
+EMPTY = "empty"
 
 
 class ColumnTransform:
@@ -227,6 +229,8 @@ class Column:
 
     @property
     def width(self):
+        if self.likelihood == EMPTY:
+            return 0
         return len(self.categories) if self.categorical else 1
 
     def to_json(self):
@@ -275,7 +279,9 @@ class ColumnSchema:
     @property
     def identity(self):
         """Whether the encoded data is the numeric input as it is."""
-        return not any(c.categorical or c.transform for c in self.columns)
+        return not any(
+            c.categorical or c.transform or not c.width for c in self.columns
+        )
 
     @property
     def blocks(self):
@@ -284,6 +290,8 @@ class ColumnSchema:
         """
         blocks = []
         for column in self.columns:
+            if not column.width:
+                continue
             name = column.likelihood
             if blocks and blocks[-1][0] == name and not column.categorical:
                 blocks[-1][1] += column.width
@@ -319,6 +327,8 @@ class ColumnSchema:
             return X
         out = np.empty((X.shape[0], self.n_features), dtype=self.dtype)
         for i, column in enumerate(self.columns):
+            if not column.width:
+                continue
             values = _column(X, i)
             block = out[:, column.start : column.start + column.width]
             if column.categorical:
@@ -371,7 +381,9 @@ class ColumnSchema:
         ``allow_nan``) and, with ``support``, values outside the support of
         the likelihood of those modelled as given."""
         names = [c.name for c in self.columns]
-        positions = [i for i, c in enumerate(self.columns) if not c.categorical]
+        positions = [
+            i for i, c in enumerate(self.columns) if c.width and not c.categorical
+        ]
         if isinstance(X, pd.DataFrame):
             for i in positions:
                 dtype = X.dtypes.iloc[i]
@@ -412,6 +424,8 @@ class ColumnSchema:
         return np.column_stack(values).astype(self.dtype, copy=False)
 
     def _decode_column(self, column, encoded):
+        if not column.width:
+            return np.zeros(len(encoded))
         block = encoded[:, column.start : column.start + column.width]
         if column.categorical:
             codes = np.asarray(block).argmax(axis=1)
@@ -420,6 +434,13 @@ class ColumnSchema:
         if column.transform is not None:
             x = column.transform.inverse(x)
         return _restore_numeric(x, column, self.dtype)
+
+
+def _is_empty(X, i, ranges):
+    """Whether column ``i`` has no observed value."""
+    if i in ranges:
+        return bool(np.isnan(ranges[i][0]))
+    return bool(pd.Series(_column(X, i)).isna().all())
 
 
 def identity_schema(n_features, likelihood, dtype):
@@ -432,7 +453,12 @@ def identity_schema(n_features, likelihood, dtype):
 # Building a schema at fit
 # --------------------------------------------------------------------------
 def fit_schema(
-    X, likelihood, numeric_transform="normal_scores", allow_nan=True, dataframe=None
+    X,
+    likelihood,
+    numeric_transform="normal_scores",
+    allow_nan=True,
+    dataframe=None,
+    allow_empty=False,
 ):
     """Resolve the columns of validated training data ``X``.
 
@@ -449,6 +475,9 @@ def fit_schema(
         Whether gaps are accepted.
     dataframe : bool or None, default=None
         Whether outputs in data space are DataFrames; None: whether X is one.
+    allow_empty : bool, default=False
+        Whether a column with no observed value is kept out of the model
+        (likelihood ``"empty"``, no features) rather than an error.
 
     Returns
     -------
@@ -466,18 +495,22 @@ def fit_schema(
     ]
     explicit = {i: requested[i] for i in numeric if requested[i] != AUTO}
     ranges = scan(X, numeric, names, explicit, allow_nan=allow_nan)
-    for i in numeric:
-        if np.isnan(ranges[i][0]):
-            raise ValueError(
-                f"Column {names[i]!r} has no observed value: every entry is "
-                "missing. Drop the column; the model cannot learn it."
-            )
+    empty = {i for i in range(len(names)) if _is_empty(X, i, ranges)}
+    if empty and not allow_empty:
+        raise ValueError(
+            f"Column {names[min(empty)]!r} has no observed value: every entry is "
+            "missing. Drop the column; the model cannot learn it."
+        )
     classic = len(numeric) == len(names) and all(
         0 <= low and high <= 1 for low, high in ranges.values()
     )
     columns = []
     for i, name in enumerate(names):
         chosen = requested[i]
+        if i in empty:
+            dtype = str(X.dtypes.iloc[i]) if isinstance(X, pd.DataFrame) else "float64"
+            columns.append(Column(name, EMPTY, dtype))
+            continue
         if kinds[i] == CATEGORICAL or chosen == CATEGORICAL:
             column = _categorical_column(X, i, name)
             _one_hot(_column(X, i), column, allow_nan)  # gaps where none may be

@@ -145,7 +145,7 @@ def importance_draws(module, x, eps, mask=None):
     -------
     draws : Draws
     """
-    z_mean, z_logvar = module.encoder(x)
+    z_mean, z_logvar = module.encode(x, mask)
     z = z_mean + torch.exp(0.5 * z_logvar) * eps  # (K, batch, n_components)
     n_draws, batch = z.shape[:2]
     params = module.decoder(z.reshape(n_draws * batch, -1)).reshape(n_draws, batch, -1)
@@ -449,6 +449,7 @@ class _VAENet(NeuralNet):
         """
         iterator = super().get_iterator(dataset, training=training)
         iterator.device = self.device
+        iterator.mask_in_x = getattr(self.module_, "mask_input", False)
         return iterator
 
     def _warmup(self, training):
@@ -459,6 +460,8 @@ class _VAENet(NeuralNet):
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         warmup = self._warmup(training)
+        if isinstance(X, dict):  # {"x": x, "mask": ...} for a mask-aware encoder
+            X = X["x"]
         # y_true is the batch's observation mask (None without missing values).
         terms = self.criterion_(y_pred, X, self.module_.likelihood, warmup, y_true)
         reconstruction, kl = terms.reconstruction.item(), terms.kl.item()
@@ -486,7 +489,10 @@ class _VAENet(NeuralNet):
     def encode(self, dataset, batch_size):
         """Posterior means and log-variances of the rows of a dataset."""
         self._set_training(False)
-        parts = [self.module_.encoder(x) for x in self._batches(dataset, batch_size)]
+        parts = [
+            self.module_.encode(x, mask)
+            for x, mask in BatchIterator(dataset, batch_size, device=self.device)
+        ]
         return tuple(torch.cat([p[i].cpu() for p in parts]) for i in range(2))
 
     @torch.no_grad()

@@ -1,0 +1,385 @@
+"""``VAEImputer``: missing values filled by a variational autoencoder (MIWAE)."""
+
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from sklearn.base import TransformerMixin, _fit_context
+from sklearn.impute import MissingIndicator
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
+
+from ._base import _BaseVAE, fill_doc
+from ._training import posterior_mean, posterior_sample
+from ._utils import draw_seed, to_numpy
+
+
+@fill_doc(
+    n_components=10,
+    hidden_layer_sizes="(64,)",
+    activation="elu",
+    numeric_transform="their standardised values (mean 0 and variance 1 "
+    "over the observed entries)",
+    max_epochs=400,
+    batch_size=64,
+    learning_rate=3e-3,
+    weight_decay=0.0,
+    early_stopping=False,
+    n_iter_no_change=400,
+    n_score_samples=10,
+)
+class VAEImputer(TransformerMixin, _BaseVAE):
+    """Imputation of missing values with a variational autoencoder (MIWAE).
+
+    A variational autoencoder learns the distribution of the rows from their
+    observed entries: it is trained on the importance-weighted bound of the
+    observed part of each row (``n_train_samples`` draws of the code per row),
+    with an encoder that sees which entries are observed. Each gap is then
+    filled with its expected value given the observed entries of its row,
+    estimated by self-normalised importance sampling: ``n_impute_samples``
+    codes drawn from the encoder's posterior, each weighted by how well it
+    explains the observed entries, and their decoded means averaged with
+    those weights (Mattei and Frellsen, 2019). ``sample_posterior=True``
+    draws one plausible value per gap instead, for multiple imputation.
+
+    Observed entries are returned unchanged. Categorical columns of a
+    DataFrame are imputed too (their most probable category, or a draw), and
+    a DataFrame comes back with its columns and dtypes.
+
+    Parameters
+    ----------
+    missing_values : float, default=np.nan
+        Marker of the missing entries: ``np.nan`` (in DataFrames also
+        ``None`` and ``pd.NA``), or a number that marks them in numeric
+        columns.
+
+    add_indicator : bool, default=False
+        Whether to append a :class:`~sklearn.impute.MissingIndicator` of the
+        features that had gaps in ``fit``.
+
+    keep_empty_features : bool, default=False
+        Whether columns with no observed value in ``fit`` are kept in the
+        output, filled with 0, rather than dropped.
+
+    sample_posterior : bool, default=False
+        Draw each row's imputations from the model's posterior predictive
+        (a code resampled by its importance weight, then values from the
+        likelihood) instead of taking their expected value: different
+        ``random_state`` values then give different, equally plausible
+        completions.
+
+    n_train_samples : int, default=10
+        Draws of the code per row in the training bound (K of MIWAE).
+
+    n_impute_samples : int, default=1000
+        Draws of the code per row at imputation (L of MIWAE).
+
+    {parameters}
+
+    Attributes
+    ----------
+    indicator_ : MissingIndicator or None
+        The indicator of the features with gaps, when ``add_indicator``.
+
+    net_ : skorch.NeuralNet
+        The trained skorch net; its ``module_`` is the PyTorch model.
+
+    history_ : skorch.History
+        Per-epoch records of training.
+
+    likelihoods_ : dict
+        The likelihood of each input column (``"empty"`` for a column with no
+        observed value).
+
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during ``fit``. Defined only when ``X`` has
+        feature names that are all strings.
+
+    n_iter_ : int
+        Number of epochs run.
+
+    loss_curve_ : list of float
+        Training loss (negative importance-weighted bound, nats per row)
+        after each epoch.
+
+    validation_scores_ : list of float or None
+        Minus the held-out loss after each epoch; None when
+        ``early_stopping=False``.
+
+    best_epoch_ : int
+        Epoch (counted from 1) whose weights the model holds.
+
+    See Also
+    --------
+    sklearn.impute.IterativeImputer : Imputation by chained regressions.
+    sklearn.impute.KNNImputer : Imputation from the nearest rows.
+    VAETransformer : The same model as a transformer.
+
+    References
+    ----------
+    P.-A. Mattei and J. Frellsen, "MIWAE: Deep Generative Modelling and
+    Imputation of Incomplete Data Sets", ICML 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvae import VAEImputer
+    >>> X = [[1.0, 2.0, np.nan], [3.0, 4.0, 3.0], [np.nan, 6.0, 5.0], [8.0, 8.0, 7.0]]
+    >>> imputer = VAEImputer(max_epochs=5, random_state=0)
+    >>> imputer.fit_transform(X).shape
+    (4, 3)
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseVAE._parameter_constraints,
+        "missing_values": [Real],
+        "add_indicator": ["boolean"],
+        "keep_empty_features": ["boolean"],
+        "sample_posterior": ["boolean"],
+        "n_train_samples": [Interval(Integral, 1, None, closed="left")],
+        "n_impute_samples": [Interval(Integral, 1, None, closed="left")],
+    }
+    _shared_parameters = tuple(
+        name
+        for name in _BaseVAE._shared_parameters
+        if name not in ("missing_values", "n_score_samples")
+    )
+    _numeric_transform = "standardize"
+    _mask_input = True
+    _allow_empty = True
+    _saved_attributes = (*_BaseVAE._saved_attributes, "_indicator_features")
+
+    def __init__(
+        self,
+        *,
+        missing_values=np.nan,
+        add_indicator=False,
+        keep_empty_features=False,
+        sample_posterior=False,
+        n_train_samples=10,
+        n_impute_samples=1000,
+        n_components=10,
+        hidden_layer_sizes=(64,),
+        activation="elu",
+        likelihood="auto",
+        module=None,
+        beta=1.0,
+        kl_warmup_epochs=0,
+        max_epochs=400,
+        batch_size=64,
+        learning_rate=3e-3,
+        optimizer="adam",
+        weight_decay=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=400,
+        tol=1e-4,
+        device="cpu",
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.missing_values = missing_values
+        self.add_indicator = add_indicator
+        self.keep_empty_features = keep_empty_features
+        self.sample_posterior = sample_posterior
+        self.n_train_samples = n_train_samples
+        self.n_impute_samples = n_impute_samples
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.likelihood = likelihood
+        self.module = module
+        self.beta = beta
+        self.kl_warmup_epochs = kl_warmup_epochs
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.callbacks = callbacks
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @property
+    def _train_draws(self):
+        return self.n_train_samples
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Learn the distribution of ``X`` from its observed entries.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Data with gaps.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        if sp.issparse(X):
+            raise TypeError("VAEImputer does not take sparse input; pass dense data.")
+        self._fit(X, epochs=self.max_epochs, reset=True)
+        self._indicator_features = None
+        if self.add_indicator:
+            missing = self._missing_mask(self._check_input(X, reset=False))
+            self._indicator_features = np.flatnonzero(missing.any(axis=0)).tolist()
+        self._after_load()
+        return self
+
+    def _after_load(self):
+        """Build ``indicator_`` from the features that had gaps in ``fit``."""
+        self.indicator_ = None
+        if self._indicator_features is not None:
+            gaps = np.zeros((1, self.n_features_in_), dtype=bool)
+            gaps[0, self._indicator_features] = True
+            self.indicator_ = MissingIndicator(error_on_new=False).fit(
+                self._as_gaps(gaps)
+            )
+
+    def transform(self, X):
+        """Fill the missing entries of ``X``; observed entries stay as they are.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Data with gaps.
+
+        Returns
+        -------
+        X_imputed : ndarray or DataFrame of shape (n_samples, n_features_out)
+            ``X`` with its gaps filled (columns empty in ``fit`` dropped, or
+            filled with 0 when ``keep_empty_features``), followed by the
+            missing indicator when ``add_indicator``. A DataFrame with the
+            columns and dtypes of ``X`` when ``X`` is one, else an array in
+            its float dtype.
+        """
+        check_is_fitted(self)
+        if sp.issparse(X):
+            raise TypeError("VAEImputer does not take sparse input; pass dense data.")
+        X, dataset = self._inference_data(X)
+        missing = self._missing_mask(X)
+        filled = self._fill(X, missing, self._fills(dataset))
+        keep = [c.width > 0 or self.keep_empty_features for c in self._schema.columns]
+        if isinstance(filled, pd.DataFrame):
+            filled = filled.loc[:, keep]
+        else:
+            filled = filled[:, keep]
+        if self.indicator_ is None:
+            return filled
+        indicator = self.indicator_.transform(self._as_gaps(missing))
+        if isinstance(filled, pd.DataFrame):
+            names = self.indicator_.get_feature_names_out(self._names())
+            flags = pd.DataFrame(indicator, columns=names, index=filled.index)
+            return pd.concat([filled, flags], axis=1)
+        return np.hstack([filled, indicator.astype(filled.dtype)])
+
+    def _fills(self, dataset):
+        """Encoded values for every entry: posterior means, or a draw."""
+        if self.sample_posterior:
+            generator = torch.Generator().manual_seed(draw_seed(self._rng))
+            fills = self.net_.importance_sampled(
+                posterior_sample,
+                dataset,
+                self.n_impute_samples,
+                self._score_seed,
+                self._inference_rows,
+                generator=generator,
+            )
+        else:
+            fills = self.net_.importance_sampled(
+                posterior_mean,
+                dataset,
+                self.n_impute_samples,
+                self._score_seed,
+                self._inference_rows,
+            )
+        return self._schema.decode(to_numpy(fills, np.float64))
+
+    def _fill(self, X, missing, decoded):
+        """``X`` with its missing entries taken from ``decoded``."""
+        if isinstance(X, pd.DataFrame):
+            out = X.copy()
+            for i, name in enumerate(X.columns):
+                column = self._schema.columns[i]
+                gaps = missing[:, i]
+                if gaps.any() and column.width:
+                    out[name] = _fill_series(X[name], decoded.iloc[:, i], gaps)
+                elif not column.width:
+                    out[name] = 0 if self.keep_empty_features else out[name]
+            return out
+        out = np.array(X, dtype=X.dtype, copy=True)
+        decoded = np.asarray(decoded, dtype=np.float64)
+        empty = np.array([not c.width for c in self._schema.columns])
+        out[missing] = decoded[missing].astype(out.dtype)
+        out[:, empty] = 0
+        return out
+
+    def _missing_mask(self, X):
+        if isinstance(X, pd.DataFrame):
+            return X.isna().to_numpy()
+        return np.isnan(X)
+
+    def _as_gaps(self, missing):
+        """NaN where ``missing``, 0 elsewhere, with the input's column names."""
+        gaps = np.where(missing, np.nan, 0.0)
+        if hasattr(self, "feature_names_in_"):
+            return pd.DataFrame(gaps, columns=self.feature_names_in_)
+        return gaps
+
+    def _names(self):
+        return _check_feature_names_in(self, None)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Input feature names; by default ``feature_names_in_``, or
+            ``x0, x1, ...``.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
+        check_is_fitted(self)
+        names = _check_feature_names_in(self, input_features)
+        keep = [c.width > 0 or self.keep_empty_features for c in self._schema.columns]
+        names = names[np.asarray(keep)]
+        if self.indicator_ is None:
+            return names
+        indicator = self.indicator_.get_feature_names_out(
+            _check_feature_names_in(self, input_features)
+        )
+        return np.concatenate([names, indicator])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+def _fill_series(series, decoded, gaps):
+    """``series`` with the entries at ``gaps`` taken from ``decoded``."""
+    out = series.copy()
+    values = pd.Series(decoded.to_numpy(), index=series.index, dtype=series.dtype)
+    out[gaps] = values[gaps]
+    return out

@@ -1,0 +1,156 @@
+"""VAEImputer: scikit-learn's imputer API, filled by importance sampling."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_array_equal
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+
+from skvae import VAEImputer
+
+FAST = dict(max_epochs=40, n_impute_samples=200, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def correlated():
+    """Rank-2 data with 20 % of the entries missing at random."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 2) @ rng.randn(2, 6) * 3 + 10 + 0.1 * rng.randn(300, 6)
+    gaps = rng.rand(*X.shape) < 0.2
+    return X, np.where(gaps, np.nan, X), gaps
+
+
+@pytest.fixture(scope="module")
+def imputer(correlated):
+    return VAEImputer(**FAST).fit(correlated[1])
+
+
+def test_observed_entries_come_back_unchanged(imputer, correlated):
+    _, X_gaps, gaps = correlated
+    filled = imputer.transform(X_gaps)
+    assert filled.dtype == np.float64 and not np.isnan(filled).any()
+    assert np.array_equal(filled[~gaps], X_gaps[~gaps])
+
+
+def test_gaps_are_filled_better_than_by_the_mean(imputer, correlated):
+    X, X_gaps, gaps = correlated
+    error = np.abs(imputer.transform(X_gaps) - X)[gaps].mean()
+    baseline = np.abs(SimpleImputer().fit_transform(X_gaps) - X)[gaps].mean()
+    assert error < 0.5 * baseline
+
+
+def test_a_row_with_nothing_observed_gets_the_unconditional_mean(imputer, correlated):
+    X, X_gaps, _ = correlated
+    filled = imputer.transform(np.full((1, 6), np.nan))[0]
+    spread = np.nanstd(X_gaps, axis=0)
+    assert np.all(np.abs(filled - np.nanmean(X_gaps, axis=0)) < 0.5 * spread)
+
+
+def test_transform_is_deterministic_and_row_by_row(imputer, correlated):
+    _, X_gaps, _ = correlated
+    filled = imputer.transform(X_gaps)
+    assert_array_equal(imputer.transform(X_gaps), filled)
+    np.testing.assert_allclose(
+        imputer.transform(X_gaps[50:60]), filled[50:60], rtol=1e-5
+    )
+
+
+def test_float32_and_a_missing_values_marker(correlated):
+    _, X_gaps, gaps = correlated
+    marked = np.where(gaps, -1.0, X_gaps).astype(np.float32)
+    filled = VAEImputer(missing_values=-1, **FAST).fit_transform(marked)
+    assert filled.dtype == np.float32
+    assert np.array_equal(filled[~gaps], marked[~gaps])
+    assert not np.any(filled[gaps] == -1)
+
+
+def test_sample_posterior_draws_plausible_completions(correlated):
+    X, X_gaps, gaps = correlated
+    draws = [
+        VAEImputer(sample_posterior=True, **{**FAST, "random_state": 0})
+        .fit(X_gaps)
+        .transform(X_gaps)
+        for _ in range(2)
+    ]
+    assert_array_equal(draws[0], draws[1])  # the same random_state
+    imputer = VAEImputer(sample_posterior=True, **FAST).fit(X_gaps)
+    first, second = imputer.transform(X_gaps), imputer.transform(X_gaps)
+    assert not np.array_equal(first[gaps], second[gaps])  # fresh draws
+    assert np.array_equal(first[~gaps], X_gaps[~gaps])
+    mean_fill = VAEImputer(**FAST).fit(X_gaps).transform(X_gaps)
+    # Draws scatter around the mean fill, with the data's own spread.
+    assert np.abs(first - mean_fill)[gaps].mean() > 0.05 * np.nanstd(X_gaps)
+    assert np.abs(first - X)[gaps].mean() < np.nanstd(X_gaps, axis=0).mean()
+
+
+def test_add_indicator_and_empty_features(correlated):
+    _, X_gaps, gaps = correlated
+    X = np.column_stack([X_gaps, np.full(len(X_gaps), np.nan)])
+    dropped = VAEImputer(add_indicator=True, **FAST).fit(X)
+    out = dropped.transform(X)
+    assert out.shape == (len(X), 6 + 7)  # the empty column goes; 7 indicators
+    assert_array_equal(out[:, 6:], np.isnan(X).astype(float))
+    assert dropped.get_feature_names_out()[-1] == "missingindicator_x6"
+    kept = VAEImputer(keep_empty_features=True, **FAST).fit(X)
+    out = kept.transform(X)
+    assert out.shape == X.shape and np.all(out[:, 6] == 0)
+    assert kept.likelihoods_[6] == "empty"
+
+
+def test_a_mixed_table_keeps_its_columns_and_dtypes():
+    rng = np.random.RandomState(0)
+    n = 300
+    kind = rng.randint(2, size=n)
+    table = pd.DataFrame(
+        {
+            "kind": pd.Categorical(np.array(["small", "large"])[kind]),
+            "size": kind * 10 + rng.normal(size=n),
+            "count": (kind * 5 + rng.poisson(1, size=n)).astype(np.int64),
+            "flag": kind == 1,
+        }
+    )
+    gappy = table.astype({"count": "Int64"}).copy()
+    holes = rng.rand(n, 4) < 0.15
+    for j, name in enumerate(gappy.columns):
+        gappy.loc[holes[:, j], name] = None
+    imputer = VAEImputer(**FAST).fit(gappy)
+    filled = imputer.transform(gappy)
+    assert list(filled.columns) == list(table.columns)
+    assert_array_equal(filled.dtypes, gappy.dtypes)
+    assert filled.notna().all().all()
+    observed = ~holes
+    for j, name in enumerate(table.columns):
+        assert (filled[name][observed[:, j]] == gappy[name][observed[:, j]]).all()
+    # Categorical gaps get the category that the other columns point to.
+    agree = (filled["kind"] == table["kind"])[holes[:, 0]].mean()
+    assert agree > 0.9
+    assert imputer.get_feature_names_out().tolist() == list(table.columns)
+
+
+def test_in_a_pipeline_and_a_grid_search(correlated):
+    X, X_gaps, _ = correlated
+    y = (X[:, 0] > np.median(X[:, 0])).astype(int)
+    pipe = make_pipeline(VAEImputer(**FAST), LogisticRegression(max_iter=500))
+    assert pipe.fit(X_gaps, y).score(X_gaps, y) > 0.8
+    search = GridSearchCV(pipe, {"vaeimputer__n_components": [2, 4]}, cv=2)
+    assert search.fit(X_gaps, y).best_score_ > 0.8
+
+
+def test_set_output_pandas(imputer, correlated):
+    _, X_gaps, _ = correlated
+    imputer.set_output(transform="pandas")
+    try:
+        out = imputer.transform(X_gaps)
+    finally:
+        imputer.set_output(transform="default")
+    assert list(out.columns) == [f"x{i}" for i in range(6)]
+
+
+def test_save_and_load(imputer, correlated, tmp_path):
+    _, X_gaps, _ = correlated
+    imputer.save(tmp_path / "i.safetensors")
+    loaded = VAEImputer.load(tmp_path / "i.safetensors")
+    assert_array_equal(loaded.transform(X_gaps), imputer.transform(X_gaps))
