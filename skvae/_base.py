@@ -15,14 +15,18 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch.callbacks import ProgressBar
 
 from ._data import BatchIterator, HoldoutSplit, InMemoryDataset, as_rows, is_file_backed
 from ._likelihoods import _LIKELIHOODS
 from ._modules import _ACTIVATIONS, VAEModule
 from ._persistence import load_model, save_model
 from ._tabular import AUTO, CATEGORICAL, fit_schema
-from ._training import StopWhenConverged, _VAENet, log_marginal_likelihood
+from ._training import (
+    StopWhenConverged,
+    _VAENet,
+    log_marginal_likelihood,
+    print_progress,
+)
 from ._utils import (
     draw_seed,
     forked_rng,
@@ -302,14 +306,11 @@ class _BaseVAE(BaseEstimator):
             threshold=self.tol,
             threshold_mode="abs",
             load_best=self.early_stopping,
-            sink=print if self.verbose else _silent,
+            sink=print_progress if self.verbose else _silent,
             skip_epochs=0 if self.early_stopping else self.kl_warmup_epochs,
         )
+        # The net shows the progress when verbose (_VAENet.get_default_callbacks).
         callbacks = [("stop_when_converged", stopper)]
-        if self.verbose:
-            # A bar per epoch with the running batch loss; PrintLog adds the
-            # table row (losses, KL and reconstruction terms, time) at its end.
-            callbacks.append(("progress_bar", ProgressBar(batches_per_epoch="auto")))
         callbacks += list(self.callbacks or [])
         return _VAENet(
             self._module_class(),

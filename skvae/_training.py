@@ -1,8 +1,10 @@
 """Losses, data iteration and the skorch net that trains a ``VAEModule``."""
 
 import math
+import sys
 import warnings
 from copy import deepcopy
+from numbers import Integral, Number
 from typing import NamedTuple
 
 import torch
@@ -12,9 +14,10 @@ from skorch.callbacks import (
     EarlyStopping,
     EpochTimer,
     PassthroughScoring,
-    PrintLog,
 )
+from skorch.callbacks.logging import filter_log_keys
 from torch import nn
+from tqdm import tqdm
 
 from ._data import BatchIterator, InMemoryDataset
 from ._utils import process_group, row_keyed_normal
@@ -351,6 +354,122 @@ class AverageEpochScores(Callback):
             net.history.record(key, value)
 
 
+def print_progress(text):
+    """Print a line of training output to stdout, above any live progress bar.
+
+    The sink of ``TrainingProgress`` and of the convergence messages. Only
+    the first process of a ``torch.distributed`` group prints.
+    """
+    if process_group()[0] == 0:
+        tqdm.write(text, file=sys.stdout)
+        sys.stdout.flush()
+
+
+def _is_terminal(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+class TrainingProgress(Callback):
+    """What ``verbose`` shows: a table row per epoch and, in a terminal, a bar.
+
+    Each epoch prints one row of losses (the loss and its reconstruction and
+    KL terms, of training and of validation when there is a split, then any
+    other scores in the history, then the duration in seconds) to stdout.
+    When stdout is a terminal, a bar under the rows follows the epochs of the
+    fit with the last losses and the time left, and with ``verbose >= 2`` a
+    second bar follows the batches of the running epoch. Elsewhere (a pipe, a
+    file, a notebook) only the rows are printed: plain lines, without carriage
+    returns or colour codes.
+    """
+
+    losses = tuple(
+        f"{prefix}_{term}"
+        for prefix in ("train", "valid")
+        for term in ("loss", "reconstruction", "kl")
+    )
+
+    def initialize(self):
+        self.columns_ = None  # fixed by the first row, which prints the header
+        self.epoch_bar_ = self.batch_bar_ = None
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.close()
+        if process_group()[0] == 0 and _is_terminal(sys.stdout):
+            epochs = getattr(net, "epochs_planned_", net.max_epochs)
+            self.epoch_bar_ = self._bar(total=epochs, desc="training", unit="epoch")
+
+    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
+        if self.epoch_bar_ is not None and net.verbose >= 2:
+            batches = len(net.get_iterator(dataset_train, training=True))
+            desc = f"epoch {len(net.history)}"
+            self.batch_bar_ = self._bar(total=batches, desc=desc, unit="batch")
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if self.batch_bar_ is not None and training:
+            loss = net.history[-1, "batches", -1, "train_loss"]
+            self.batch_bar_.set_postfix(train_loss=f"{loss:.4f}", refresh=False)
+            self.batch_bar_.update()
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        if self.batch_bar_ is not None:
+            self.batch_bar_.close()
+            self.batch_bar_ = None
+        if self.epoch_bar_ is not None:
+            last = {
+                k: f"{row[k]:.4f}" for k in ("train_loss", "valid_loss") if k in row
+            }
+            self.epoch_bar_.set_postfix(last, refresh=False)
+            self.epoch_bar_.update()
+        if self.columns_ is None:
+            self.columns_ = self._columns(row)
+            header = "  ".join(f"{key:>{w}}" for key, w in self.columns_)
+            print_progress(header + "\n" + "  ".join("-" * w for _, w in self.columns_))
+        print_progress("  ".join(_cell(row.get(key), w) for key, w in self.columns_))
+
+    def on_train_end(self, net, **kwargs):
+        self.close()
+
+    def close(self):
+        """Take the bars off the screen (also when training stopped on an error)."""
+        for bar in (self.batch_bar_, self.epoch_bar_):
+            if bar is not None:
+                bar.close()
+        self.epoch_bar_ = self.batch_bar_ = None
+
+    def _columns(self, row):
+        known = ("epoch",) + self.losses + ("batches", "dur")
+        others = [k for k in filter_log_keys(sorted(row), known) if _number(row[k])]
+        keys = ["epoch", *(k for k in self.losses if k in row), *others, "dur"]
+        keys = [key for key in keys if key in row]
+        # Room for 4 decimals and 4 digits before the point in the losses.
+        return [(key, max(len(key), 5 if key == "epoch" else 9)) for key in keys]
+
+    @staticmethod
+    def _bar(**kwargs):
+        return tqdm(file=sys.stdout, leave=False, dynamic_ncols=True, **kwargs)
+
+    def __getstate__(self):
+        # Bars are for the screen only, and do not pickle.
+        return {**self.__dict__, "epoch_bar_": None, "batch_bar_": None}
+
+
+def _number(value):
+    return isinstance(value, Number) and not isinstance(value, bool)
+
+
+def _cell(value, width):
+    if not _number(value):
+        return " " * width
+    if isinstance(value, Integral):
+        return f"{value:>{width}}"
+    return f"{value:>{width}.4f}"
+
+
 class StopWhenConverged(EarlyStopping):
     """skorch ``EarlyStopping`` that ignores the first ``skip_epochs`` epochs.
 
@@ -418,9 +537,10 @@ class _VAENet(NeuralNet):
         if process_group()[1] > 1:
             callbacks.append(("average_gradients", AverageGradients()))
             callbacks.append(("average_epoch_scores", AverageEpochScores()))
-        callbacks.append(("roll_back_interrupted_epoch", RollBackInterruptedEpoch()))
         if self.verbose:
-            callbacks.append(("print_log", PrintLog()))
+            # Before the roll-back, whose warning should not cut into the bar.
+            callbacks.append(("progress", TrainingProgress()))
+        callbacks.append(("roll_back_interrupted_epoch", RollBackInterruptedEpoch()))
         return callbacks
 
     def _set_training(self, training=True):
@@ -435,11 +555,17 @@ class _VAENet(NeuralNet):
         When the loss stops being finite, the model goes back to the last
         completed epoch before the error propagates.
         """
+        self.epochs_planned_ = fit_params.get("epochs") or self.max_epochs
         try:
             return super().partial_fit(X, y, classes, **fit_params)
         except FloatingPointError:
             dict(self.callbacks_)["roll_back_interrupted_epoch"].roll_back(self)
             raise
+        finally:
+            # Also after an error, which skips on_train_end: no bar left behind.
+            for _, callback in getattr(self, "callbacks_", []):
+                if isinstance(callback, TrainingProgress):
+                    callback.close()
 
     def get_iterator(self, dataset, training=False):
         """skorch's iterator, sending batches to wherever the net is now.
