@@ -112,7 +112,7 @@ def test_a_mixed_table_keeps_its_columns_and_dtypes():
             "flag": kind == 1,
         }
     )
-    gappy = table.astype({"count": "Int64"}).copy()
+    gappy = table.astype({"count": "Int64", "flag": "boolean"})
     holes = rng.rand(n, 4) < 0.15
     for j, name in enumerate(gappy.columns):
         gappy.loc[holes[:, j], name] = None
