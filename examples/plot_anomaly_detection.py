@@ -1,92 +1,121 @@
 """
 ==============================================
-Novelty detection with the log-likelihood
+Outlier detection, and what makes a row odd
 ==============================================
 
-:meth:`~skvae.VAETransformer.score_samples` estimates log p(x) for each
-sample: how plausible the sample is under the trained model. A model trained
-only on "normal" data gives low values to samples unlike anything it saw. Here
-a VAE learns the digits 0 to 4; the digits 5 to 9 play the role of the
-novelties it has to flag.
+:class:`~skvae.VAEOutlierDetector` learns the distribution of normal data and
+scores each row by its estimated log-likelihood: rows the model finds
+unlikely are outliers. It has the API of scikit-learn's outlier detectors
+(``predict`` in {-1, +1}, ``decision_function``, ``contamination``), and
+:meth:`~skvae.VAEOutlierDetector.feature_scores` tells which features make a
+row unlikely. Here it learns the digits 0 to 4 and flags the digits 5 to 9,
+then learns one cultivar of the wine table and explains the odd wines.
 """
 
 # %%
-# Data
-# ----
-# The model is fitted on 70% of the digits 0-4. The remaining 0-4 images and
-# all the 5-9 images form the test set.
+# Images: learn the digits 0-4
+# ----------------------------
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.datasets import load_digits
+import pandas as pd
+from sklearn.datasets import load_digits, load_wine
 from sklearn.metrics import RocCurveDisplay, roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from skvae import VAETransformer
+from skvae import VAEOutlierDetector
 
 X, y = load_digits(return_X_y=True)
-X = X / 16.0  # grey levels in [0, 1] for the Bernoulli likelihood
+X = X / 16.0  # grey levels in [0, 1]: the Bernoulli likelihood
 normal = y < 5
 X_train, X_normal = train_test_split(X[normal], test_size=0.3, random_state=0)
 X_novel = X[~normal]
-print(f"train: {len(X_train)}, test: {len(X_normal)} normal + {len(X_novel)} novel")
-
-vae = VAETransformer(n_components=8, max_epochs=100, random_state=0).fit(X_train)
-
-# %%
-# Scores
-# ------
-# ``score_samples`` returns one log-likelihood estimate per image, in nats.
-# The unseen images of the digits 0-4 get scores like the training images;
-# the digits 5-9 score lower.
-log_px_train = vae.score_samples(X_train)
-log_px_normal = vae.score_samples(X_normal)
-log_px_novel = vae.score_samples(X_novel)
-for name, values in [
-    ("train (0-4)", log_px_train),
-    ("test, normal (0-4)", log_px_normal),
-    ("test, novel (5-9)", log_px_novel),
-]:
-    print(f"{name:>18}: median log p(x) = {np.median(values):.1f}")
+detector = VAEOutlierDetector(contamination=0.05, max_epochs=100, random_state=0)
+detector.fit(X_train)
+print(f"epochs: {detector.n_iter_}, threshold offset_: {detector.offset_:.1f} nats")
 
 # %%
-# A low log-likelihood is the anomaly score: ``-score_samples``. The area
-# under the ROC curve is the probability that a random novel image scores
-# lower than a random normal one (0.5 is chance, 1 is perfect).
+# ``score_samples`` is the log-likelihood estimate (higher is more normal);
+# ``predict`` flags the rows below ``offset_``, here the training rows' 5 %
+# quantile.
+X_test = np.r_[X_normal, X_novel]
 is_novel = np.r_[np.zeros(len(X_normal)), np.ones(len(X_novel))]
-anomaly_score = -np.r_[log_px_normal, log_px_novel]
-auc = roc_auc_score(is_novel, anomaly_score)
-print(f"ROC AUC: {auc:.3f}")
+scores = detector.score_samples(X_test)
+flagged = detector.predict(X_test) == -1
+print(
+    f"flagged: {flagged[is_novel == 0].mean():.1%} of the unseen 0-4, "
+    f"{flagged[is_novel == 1].mean():.1%} of the 5-9"
+)
+auc = roc_auc_score(is_novel, -scores)
 
 fig, (ax_hist, ax_roc) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
-bins = np.linspace(anomaly_score.min(), np.percentile(anomaly_score, 99.5), 50)
-ax_hist.hist(-log_px_normal, bins=bins, alpha=0.6, density=True, label="digits 0-4")
-ax_hist.hist(-log_px_novel, bins=bins, alpha=0.6, density=True, label="digits 5-9")
+bins = np.linspace(np.percentile(scores, 0.5), scores.max(), 50)
+ax_hist.hist(
+    scores[is_novel == 0],
+    bins=bins,
+    alpha=0.6,
+    density=True,
+    label="digits 0-4 (unseen)",
+)
+ax_hist.hist(
+    scores[is_novel == 1], bins=bins, alpha=0.6, density=True, label="digits 5-9"
+)
+ax_hist.axvline(detector.offset_, color="k", linestyle="--", label="offset_")
 ax_hist.set(
-    xlabel="anomaly score: -log p(x) (nats)",
+    xlabel="log p(x) (nats)",
     ylabel="density",
     title="Held-out images, model trained on 0-4",
 )
 ax_hist.legend()
 RocCurveDisplay.from_predictions(
-    is_novel, anomaly_score, name="VAE", plot_chance_level=True, ax=ax_roc
+    is_novel, -scores, name="VAEOutlierDetector", plot_chance_level=True, ax=ax_roc
 )
-ax_roc.set_title(f"Detecting the digits 5-9 (AUC = {auc:.3f})")
+ax_roc.set_title(f"Detecting the digits 5-9 (ROC-AUC = {auc:.3f})")
 plt.show()
 
 # %%
-# The most and the least plausible test images according to the model. The
-# top of the ranking is all ones: thin strokes leave few pixels to explain,
-# so simple images get high likelihoods. A likelihood measures how well the
-# model can describe an image, which is related to, but not the same as, how
-# typical the image is; keep this in mind when thresholding it.
-X_test = np.r_[X_normal, X_novel]
-order = np.argsort(anomaly_score)
-fig, axes = plt.subplots(2, 8, figsize=(8, 2.6), layout="constrained")
-for row, (indices, label) in enumerate(
-    [(order[:8], "most plausible"), (order[-8:], "least plausible")]
-):
-    for ax, i in zip(axes[row], indices):
-        ax.imshow(X_test[i].reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_axis_off()
-    axes[row, 0].set_title(label, loc="left", fontsize=10)
+# Which pixels make an image unlikely
+# -----------------------------------
+# ``feature_scores`` splits a row's log-likelihood over its features: the
+# expected log-likelihood of each pixel given the row's code. The most
+# anomalous images, with their pixels' scores below them (dark: pixels the
+# model did not expect):
+order = np.argsort(scores)[:6]
+contributions = detector.feature_scores(X_test[order])
+fig, axes = plt.subplots(2, 6, figsize=(9, 3.4), layout="constrained")
+for j, i in enumerate(order):
+    axes[0, j].imshow(X_test[i].reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
+    axes[0, j].set_title(f"{scores[i]:.0f} nats", fontsize=9)
+    axes[1, j].imshow(
+        contributions[j].reshape(8, 8), cmap="magma", vmin=contributions.min(), vmax=0
+    )
+for ax in axes.flat:
+    ax.set_axis_off()
+fig.suptitle("Least likely test images (top) and their pixel scores (bottom)")
 plt.show()
+
+# %%
+# A table: learn one cultivar of wine
+# -----------------------------------
+# Tables go in as they are, in their own units: the detector standardises
+# each numeric column. The two other cultivars play the outliers.
+wine = load_wine(as_frame=True)
+table, cultivar = wine.data, wine.target
+train = table[cultivar == 0].sample(frac=0.7, random_state=0)
+test = table.drop(train.index)
+wine_detector = VAEOutlierDetector(max_epochs=200, random_state=0).fit(train)
+wine_scores = wine_detector.score_samples(test)
+print(f"wine ROC-AUC: {roc_auc_score(cultivar[test.index] != 0, -wine_scores):.3f}")
+
+# %%
+# For a DataFrame, ``feature_scores`` returns a DataFrame with its columns:
+# for the three least likely wines, the measurements the model expected
+# least.
+odd = test.iloc[np.argsort(wine_scores)[:3]]
+explained = wine_detector.feature_scores(odd)
+fig, axes = plt.subplots(1, 3, figsize=(12, 4), sharex=True, layout="constrained")
+for ax, (index, row) in zip(axes, explained.iterrows()):
+    row.sort_values().head(6)[::-1].plot.barh(ax=ax, color="tab:red")
+    ax.set_title(f"wine {index} (cultivar {cultivar[index]})")
+    ax.set_xlabel("feature score (nats)")
+plt.show()
+print(pd.concat([odd.T, train.mean().rename("training mean")], axis=1).round(2))
