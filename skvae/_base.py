@@ -15,6 +15,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch.callbacks import LRScheduler
+from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from ._data import BatchIterator, HoldoutSplit, InMemoryDataset, as_rows, is_file_backed
 from ._likelihoods import _LIKELIHOODS
@@ -219,6 +221,12 @@ class _BaseVAE(BaseEstimator):
     _mask_input = False
     # Whether columns with no observed value are left out rather than refused.
     _allow_empty = False
+    # The likelihood of "auto" numeric columns outside [0, 1].
+    _numeric_likelihood = "gaussian"
+    # Whether the decoder adds a linear map of the code to its output.
+    _linear_path = False
+    # Learning-rate schedule over max_epochs: None (constant) or "cosine".
+    _lr_schedule = None
     # Fitted attributes that save() stores, besides the network.
     _saved_attributes = (
         "n_iter_",
@@ -265,6 +273,7 @@ class _BaseVAE(BaseEstimator):
                 allow_nan=self._missing,
                 dataframe=dataframe,
                 allow_empty=self._allow_empty,
+                numeric_likelihood=self._numeric_likelihood,
             )
             self._device = resolve_device(self.device)
             self._rng = check_random_state(self.random_state)
@@ -311,6 +320,10 @@ class _BaseVAE(BaseEstimator):
         )
         # The net shows the progress when verbose (_VAENet.get_default_callbacks).
         callbacks = [("stop_when_converged", stopper)]
+        if self._lr_schedule == "cosine":
+            # Down to 0 over max_epochs, stepped once per epoch.
+            schedule = LRScheduler(policy=CosineAnnealingLR, T_max=self.max_epochs)
+            callbacks.append(("lr_schedule", schedule))
         callbacks += list(self.callbacks or [])
         return _VAENet(
             self._module_class(),
@@ -320,6 +333,7 @@ class _BaseVAE(BaseEstimator):
             module__activation=self.activation,
             module__likelihood=self._schema.blocks,
             **({"module__mask_input": True} if self._mask_input else {}),
+            **({"module__linear_path": True} if self._linear_path else {}),
             criterion__beta=self.beta,
             kl_warmup_epochs=self.kl_warmup_epochs,
             train_draws=self._train_draws,

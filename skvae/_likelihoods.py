@@ -175,6 +175,37 @@ class GaussianLikelihood(Likelihood):
         return params + self.scale * noise
 
 
+class HeteroscedasticGaussianLikelihood(Likelihood):
+    """Gaussian per entry, with a mean and a scale both from the decoder.
+
+    The decoder outputs ``n_features`` means, then ``n_features`` raw scales
+    (softplus plus ``min_scale``): each entry gets the noise level its code
+    predicts, where ``GaussianLikelihood`` learns one per feature.
+    """
+
+    n_params_per_feature = 2
+    min_scale = 1e-2
+
+    def _split(self, params):
+        loc, raw_scale = params.split(self.n_features, dim=-1)
+        return loc, F.softplus(raw_scale) + self.min_scale
+
+    def log_prob_elements(self, x, params):
+        loc, scale = self._split(params)
+        z = (x - loc) / scale
+        return -0.5 * z.square() - torch.log(scale) - 0.5 * math.log(2 * math.pi)
+
+    def mean(self, params):
+        return self._split(params)[0]
+
+    def sample(self, params, generator=None):
+        loc, scale = self._split(params)
+        noise = torch.randn(
+            loc.shape, generator=generator, device=loc.device, dtype=loc.dtype
+        )
+        return loc + scale * noise
+
+
 def _continuous_bernoulli_log_norm(logits):
     """Log normalising constant of the continuous Bernoulli, from its logits.
 
@@ -467,6 +498,7 @@ _LIKELIHOODS = {
     "bernoulli": BernoulliLikelihood,
     "continuous_bernoulli": ContinuousBernoulliLikelihood,
     "gaussian": GaussianLikelihood,
+    "gaussian_heteroscedastic": HeteroscedasticGaussianLikelihood,
     "negative_binomial": NegativeBinomialLikelihood,
     "poisson": PoissonLikelihood,
     "categorical": CategoricalLikelihood,

@@ -84,16 +84,26 @@ class Decoder(nn.Module):
         Widths of the hidden layers, latent side first.
     activation : str
         Name of the hidden activation.
+    linear_path : bool, default=False
+        Add a linear map of z to the output, next to the MLP: the linear part
+        of the relation between code and data (as in factor analysis) is then
+        not squeezed through saturating hidden units.
     """
 
-    def __init__(self, n_components, n_outputs, hidden_layer_sizes, activation):
+    def __init__(
+        self, n_components, n_outputs, hidden_layer_sizes, activation, linear_path=False
+    ):
         super().__init__()
         sizes = (n_components, *hidden_layer_sizes)
         self.hidden = _mlp(sizes, activation)
         self.head = nn.Linear(sizes[-1], n_outputs)
+        self.linear = (
+            nn.Linear(n_components, n_outputs, bias=False) if linear_path else None
+        )
 
     def forward(self, z):
-        return self.head(self.hidden(z))
+        out = self.head(self.hidden(z))
+        return out if self.linear is None else out + self.linear(z)
 
 
 class VAEModule(nn.Module):
@@ -125,6 +135,8 @@ class VAEModule(nn.Module):
         Whether the encoder also sees which entries are observed: its input
         is then ``x`` (zeros in the gaps) next to the 0/1 observation mask,
         so that a gap and an observed zero are told apart.
+    linear_path : bool, default=False
+        Whether the decoder adds a linear map of z to its MLP's output.
     """
 
     def __init__(
@@ -135,6 +147,7 @@ class VAEModule(nn.Module):
         activation="relu",
         likelihood=BernoulliLikelihood,
         mask_input=False,
+        linear_path=False,
     ):
         super().__init__()
         hidden_layer_sizes = tuple(hidden_layer_sizes)
@@ -145,7 +158,7 @@ class VAEModule(nn.Module):
         n_inputs = 2 * n_features if self.mask_input else n_features
         self.encoder = Encoder(n_inputs, n_components, hidden_layer_sizes, activation)
         self.decoder = Decoder(
-            n_components, n_outputs, hidden_layer_sizes[::-1], activation
+            n_components, n_outputs, hidden_layer_sizes[::-1], activation, linear_path
         )
 
     def encode(self, x, mask=None):

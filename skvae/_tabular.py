@@ -459,6 +459,7 @@ def fit_schema(
     allow_nan=True,
     dataframe=None,
     allow_empty=False,
+    numeric_likelihood="gaussian",
 ):
     """Resolve the columns of validated training data ``X``.
 
@@ -478,6 +479,8 @@ def fit_schema(
     allow_empty : bool, default=False
         Whether a column with no observed value is kept out of the model
         (likelihood ``"empty"``, no features) rather than an error.
+    numeric_likelihood : str, default="gaussian"
+        The likelihood of ``"auto"`` numeric columns outside [0, 1].
 
     Returns
     -------
@@ -522,7 +525,7 @@ def fit_schema(
         elif chosen == AUTO:
             if sp.issparse(X):
                 _require_explicit(name, ranges[i])
-            chosen = "gaussian"
+            chosen = numeric_likelihood
             if numeric_transform is not None:
                 values = _numeric(_column(X, i))
                 values = values[~np.isnan(values)]

@@ -13,10 +13,14 @@ from numpy.testing import assert_allclose
 from skvae._likelihoods import (
     _LIKELIHOODS,
     BernoulliLikelihood,
+    BlockLikelihood,
+    CategoricalLikelihood,
     ContinuousBernoulliLikelihood,
     GaussianLikelihood,
+    HeteroscedasticGaussianLikelihood,
     NegativeBinomialLikelihood,
     PoissonLikelihood,
+    make_likelihood,
 )
 
 floats = st.floats(-5, 5)
@@ -313,3 +317,71 @@ def test_negative_binomial_log_prob_is_accurate_for_large_theta():
         probs=torch.tensor(12.0 / (12.0 + theta), dtype=torch.float64),
     ).log_prob(x.double())
     assert_allclose(got, expected, atol=2e-3)
+
+
+@settings(deadline=None, max_examples=50)
+@given(
+    params=arrays(np.float64, (3, 8), elements=floats),
+    x=arrays(np.float64, (3, 4), elements=floats),
+)
+def test_heteroscedastic_gaussian_log_prob_matches_torch(params, x):
+    params, x = torch.tensor(params), torch.tensor(x)
+    likelihood = HeteroscedasticGaussianLikelihood(4)
+    loc, raw = params[:, :4], params[:, 4:]
+    scale = torch.nn.functional.softplus(raw) + likelihood.min_scale
+    expected = torch.distributions.Normal(loc, scale).log_prob(x).sum(-1)
+    assert_allclose(likelihood.log_prob(x, params), expected, rtol=1e-6, atol=1e-6)
+    assert torch.equal(likelihood.mean(params), loc)
+
+
+@settings(deadline=None, max_examples=50)
+@given(
+    logits=arrays(np.float64, (6, 3), elements=floats),
+    codes=arrays(np.int64, 6, elements=st.integers(0, 2)),
+)
+def test_categorical_log_prob_matches_torch(logits, codes):
+    logits, codes = torch.tensor(logits), torch.tensor(codes)
+    x = torch.nn.functional.one_hot(codes, 3).double()
+    expected = torch.distributions.Categorical(logits=logits).log_prob(codes)
+    got = CategoricalLikelihood(3).log_prob(x, logits)
+    assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_categorical_draws_are_one_hot_with_the_softmax_frequencies():
+    logits = torch.tensor([[0.0, 1.0, -1.0]]).expand(20000, 3)
+    with torch.no_grad():
+        draws = CategoricalLikelihood(3).sample(
+            logits, torch.Generator().manual_seed(0)
+        )
+    assert torch.all(draws.sum(-1) == 1) and set(draws.unique().tolist()) == {0, 1}
+    assert_allclose(draws.mean(0), torch.softmax(logits[0], -1), atol=0.01)
+
+
+def test_blocks_of_likelihoods_are_their_parts_side_by_side():
+    blocks = (("gaussian", 2), ("categorical", 3), ("gaussian_heteroscedastic", 1))
+    likelihood = make_likelihood(blocks, 6)
+    assert isinstance(likelihood, BlockLikelihood) and likelihood.n_params == 7
+    torch.manual_seed(0)
+    params = torch.randn(5, 7)
+    x = torch.cat(
+        [
+            torch.randn(5, 2),
+            torch.eye(3)[torch.tensor([0, 2, 1, 1, 0])],
+            torch.randn(5, 1),
+        ],
+        dim=1,
+    )
+    parts = likelihood.parts
+    expected = (
+        parts[0].log_prob(x[:, :2], params[:, :2])
+        + parts[1].log_prob(x[:, 2:5], params[:, 2:5])
+        + parts[2].log_prob(x[:, 5:], params[:, 5:])
+    )
+    assert_allclose(
+        likelihood.log_prob(x, params).detach(), expected.detach(), rtol=1e-6
+    )
+    assert likelihood.mean(params).shape == likelihood.sample(params).shape == (5, 6)
+    # A single block is that likelihood alone, as in the classic model.
+    assert type(make_likelihood((("bernoulli", 4),), 4)) is BernoulliLikelihood
+    with pytest.raises(ValueError, match="cover 3 features"):
+        make_likelihood((("gaussian", 3),), 4)

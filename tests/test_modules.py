@@ -46,3 +46,23 @@ def test_gaussian_scale_is_a_trained_parameter():
     names = dict(module.named_parameters())
     assert "likelihood.raw_scale" in names
     assert torch.allclose(module.likelihood.scale, torch.ones(5))
+
+
+def test_the_decoder_linear_path_adds_a_linear_map_of_z():
+    module = VAEModule(5, n_components=2, hidden_layer_sizes=(8,), linear_path=True)
+    z = torch.randn(4, 2)
+    decoder = module.decoder
+    expected = decoder.head(decoder.hidden(z)) + z @ decoder.linear.weight.T
+    assert torch.allclose(decoder(z), expected)
+    assert VAEModule(5).decoder.linear is None
+
+
+def test_a_mask_aware_encoder_tells_gaps_from_zeros():
+    torch.manual_seed(0)
+    module = VAEModule(3, n_components=2, hidden_layer_sizes=(8,), mask_input=True)
+    assert module.encoder.hidden[0].in_features == 6
+    x = torch.zeros(1, 3)
+    observed = torch.ones(1, 3, dtype=torch.bool)
+    gaps = torch.tensor([[True, False, True]])
+    assert torch.equal(module.encode(x)[0], module.encode(x, observed)[0])
+    assert not torch.equal(module.encode(x, gaps)[0], module.encode(x, observed)[0])
