@@ -3,81 +3,96 @@
 Filling missing values with a VAE
 =====================================
 
-With ``missing_values=np.nan``, :class:`~skvae.VAETransformer` trains on a
-table with gaps: missing entries are left out of the loss, and decoding the
-codes of a row fills them. Here a fifth of the entries of scikit-learn's
-breast cancer table are removed at random, and the VAE's fills are compared
-with those of scikit-learn's imputers on the removed entries.
+:class:`~skvae.VAEImputer` is a drop-in scikit-learn imputer: it learns the
+distribution of a table from its observed entries and fills each gap with
+its expected value given the rest of its row (the MIWAE method). Here a
+fifth of the entries of the wine table are removed at random; the fills are
+compared with those of scikit-learn's imputers, the imputer goes into a
+pipeline before a classifier, and ``sample_posterior=True`` shows how
+uncertain a fill is.
 """
 
 # %%
 # A table with gaps
 # -----------------
-# The table is standardised with the statistics of its observed entries, so
-# errors are in units of each feature's standard deviation.
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_wine
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skvae import VAETransformer
+from skvae import VAEImputer
 
-X = load_breast_cancer().data
+X, y = load_wine(return_X_y=True)
 rng = np.random.RandomState(0)
 gaps = rng.rand(*X.shape) < 0.2
-scaler = StandardScaler().fit(np.where(gaps, np.nan, X))  # ignores NaN
-X_true = scaler.transform(X)
-X_gaps = np.where(gaps, np.nan, X_true)
+X_gaps = np.where(gaps, np.nan, X)
 print(f"{gaps.mean():.0%} of {X.size} entries missing")
 
 # %%
-# The VAE as an imputer
-# ---------------------
-# ``transform`` encodes the rows with their gaps; ``inverse_transform`` decodes
-# full rows, and the decoded values go where entries are missing.
-vae = VAETransformer(
-    likelihood="gaussian",
-    missing_values=np.nan,
-    n_components=8,
-    hidden_layer_sizes=(128,),
-    max_epochs=200,
-    batch_size=32,
-    n_iter_no_change=30,
-    random_state=0,
-).fit(X_gaps)
-decoded = vae.inverse_transform(vae.transform(X_gaps))
-filled = {"VAETransformer": np.where(gaps, decoded, X_gaps)}
-
-# %%
-# Compared with scikit-learn's imputers
-# -------------------------------------
+# Fill the gaps
+# -------------
+# ``fit_transform`` returns the table with its gaps filled; observed entries
+# come back unchanged. Errors are in units of each column's standard
+# deviation.
 imputers = {
     "SimpleImputer (mean)": SimpleImputer(),
-    "KNNImputer": KNNImputer(n_neighbors=5),
-    "IterativeImputer": IterativeImputer(max_iter=20, random_state=0),
+    "KNNImputer": KNNImputer(),
+    "IterativeImputer": IterativeImputer(random_state=0),
+    "VAEImputer": VAEImputer(random_state=0),
 }
+std = np.nanstd(X_gaps, axis=0)
+rmse = {}
 for name, imputer in imputers.items():
-    filled[name] = imputer.fit_transform(X_gaps)
+    filled = imputer.fit_transform(X_gaps)
+    assert np.array_equal(filled[~gaps], X[~gaps])
+    rmse[name] = np.sqrt(np.mean(((filled - X) / std)[gaps] ** 2))
+    print(f"{name:<22} RMSE {rmse[name]:.3f}")
 
-rmse = {
-    name: np.sqrt(np.mean((values[gaps] - X_true[gaps]) ** 2))
-    for name, values in filled.items()
-}
-for name, value in sorted(rmse.items(), key=lambda item: item[1]):
-    print(f"{name:<22} RMSE {value:.3f}")
-
-fig, ax = plt.subplots(figsize=(6, 3))
+fig, ax = plt.subplots(figsize=(6, 2.8), layout="constrained")
 names = sorted(rmse, key=rmse.get, reverse=True)
 ax.barh(names, [rmse[n] for n in names], color="tab:blue")
 ax.set_xlabel("RMSE on the removed entries (standard deviations)")
-ax.set_title("Breast cancer table, 20 % of entries missing")
-fig.tight_layout()
+ax.set_title("Wine, 20 % of entries missing")
 plt.show()
 
 # %%
-# The VAE learns the correlations between the 30 measurements, so its fills
-# are far better than the column means and close to the iterative imputer's,
-# which fits one regression per column. ``benchmarks/bench_imputation.py``
-# repeats the comparison on three tables and three rates of missing entries.
+# In a pipeline
+# -------------
+# Like any scikit-learn imputer, it goes before a model that cannot take
+# gaps, and is refitted on each training fold of a cross-validation.
+model = make_pipeline(
+    VAEImputer(random_state=0), StandardScaler(), LogisticRegression(max_iter=1000)
+)
+scores = cross_val_score(model, X_gaps, y, cv=3)
+print(f"accuracy with gaps filled by the VAE: {scores.mean():.3f}")
+
+# %%
+# How sure is a fill?
+# -------------------
+# ``sample_posterior=True`` draws each gap from the model's posterior
+# predictive instead of taking its expected value: each row, and each call of
+# ``transform``, gets another plausible completion (multiple imputation). The
+# spread of 200 draws for one wine's three missing values shows how much its
+# observed entries say about them.
+sampler = VAEImputer(sample_posterior=True, random_state=0).fit(X_gaps)
+row = int(np.flatnonzero(gaps.sum(axis=1) == 3)[0])
+draws = sampler.transform(np.repeat(X_gaps[[row]], 200, axis=0))  # 200 draws
+mean_fill = imputers["VAEImputer"].transform(X_gaps[[row]])[0]
+missing = np.flatnonzero(gaps[row])
+names = load_wine().feature_names
+fig, axes = plt.subplots(
+    1, len(missing), figsize=(3 * len(missing), 2.6), layout="constrained"
+)
+for ax, j in zip(np.atleast_1d(axes), missing):
+    ax.hist(draws[:, j], bins=20, color="tab:blue", alpha=0.7)
+    ax.axvline(mean_fill[j], color="k", label="expected value")
+    ax.axvline(X[row, j], color="tab:red", linestyle="--", label="true value")
+    ax.set_title(names[j], fontsize=9)
+axes[0].legend(fontsize=8)
+fig.suptitle(f"Draws for the gaps of wine {row}")
+plt.show()
