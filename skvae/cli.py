@@ -112,14 +112,17 @@ def _write_figures(vae, X, y, out):
 
 
 def _read_table(path):
-    """A numeric 2-d array from a .npy file or a CSV file (header optional)."""
+    """A 2-d array from a .npy file, or a DataFrame from a CSV file (header
+    optional; text columns are categories, empty fields gaps)."""
+    import pandas as pd
+
     path = Path(path)
     if path.suffix == ".npy":
         return np.load(path, allow_pickle=False)
     with open(path) as f:
         first = f.readline().strip().split(",")
     header = not all(_is_number(field) for field in first)
-    return np.loadtxt(path, delimiter=",", skiprows=int(header), ndmin=2)
+    return pd.read_csv(path, header=0 if header else None)
 
 
 def _is_number(text):
@@ -149,6 +152,7 @@ def run_embed(args):
         verbose=args.verbose,
     )
     codes = make_pipeline(*steps, vae).fit_transform(X)
+    codes = np.asarray(codes)
     out = Path(args.out)
     if out.suffix == ".npy":
         np.save(out, codes)
@@ -189,25 +193,27 @@ def _parser():
     embed = commands.add_parser(
         "embed",
         help="fit a VAE on your own table (CSV or .npy) and write its latent codes",
-        description="Fit VAETransformer on a numeric table and write the posterior "
-        "mean of each row (its latent code) to --out, as CSV or .npy by extension. "
-        "By default columns are standardised and modelled as Gaussian; use "
-        "--scale minmax --likelihood bernoulli for data such as pixel intensities.",
+        description="Fit VAETransformer on a table and write the posterior mean of "
+        "each row (its latent code) to --out, as CSV or .npy by extension. A CSV "
+        "may have text columns (categories) and empty fields (gaps). By default "
+        "each column gets the likelihood 'auto' picks (Bernoulli for data in "
+        "[0, 1], otherwise a Gaussian on normal scores for numbers and a "
+        "categorical likelihood for text).",
     )
     embed.add_argument("input", help="a .npy file or a CSV file (header optional)")
     embed.add_argument("--out", default="embedding.csv", help="output .csv or .npy")
     embed.add_argument("--n-components", type=int, default=2, help="latent size")
     embed.add_argument(
         "--likelihood",
-        default="gaussian",
-        choices=sorted(_LIKELIHOOD_NAMES),
-        help="observation model (default gaussian)",
+        default="auto",
+        choices=["auto", *sorted(_LIKELIHOOD_NAMES)],
+        help="observation model of every column (default auto: per column)",
     )
     embed.add_argument(
         "--scale",
-        default="standard",
+        default="none",
         choices=["standard", "minmax", "none"],
-        help="scaling before the VAE (default standard)",
+        help="scaling of numeric tables before the VAE (default none)",
     )
     embed.add_argument("--epochs", type=int, default=200, help="max_epochs")
     embed.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")

@@ -71,6 +71,15 @@ def test_embed_writes_the_codes_of_a_table(tmp_path, capsys, suffix):
     assert "178 rows x 13 columns -> 3 latent dimensions" in capsys.readouterr().out
 
 
+def test_embed_takes_a_csv_with_categories_and_gaps(tmp_path):
+    source = tmp_path / "table.csv"
+    source.write_text("kind,size\nsmall,1.5\nlarge,\nsmall,1.1\n,9.0\nlarge,8.5\n")
+    out = tmp_path / "codes.npy"
+    assert main(["embed", str(source), "--out", str(out), "--epochs", "2"]) == 0
+    codes = np.load(out)
+    assert codes.shape == (5, 2) and np.all(np.isfinite(codes))
+
+
 def test_embed_reads_npy_without_header_and_reports_bad_data(tmp_path):
     source = tmp_path / "X.npy"
     np.save(source, np.random.RandomState(0).rand(30, 4))
