@@ -11,7 +11,8 @@ from sklearn.impute import MissingIndicator
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from ._base import _BaseVAE, fill_doc
+from ._base import _BaseVAE
+from ._docstrings import fill_doc
 from ._training import posterior_mean, posterior_sample
 from ._utils import draw_seed, to_numpy
 

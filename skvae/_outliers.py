@@ -8,7 +8,8 @@ from sklearn.base import OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import _BaseVAE, fill_doc
+from ._base import _BaseVAE
+from ._docstrings import fill_doc
 from ._training import feature_log_likelihoods
 from ._utils import to_numpy
 

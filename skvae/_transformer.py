@@ -6,7 +6,8 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import _BaseVAE, fill_doc
+from ._base import _BaseVAE
+from ._docstrings import fill_doc
 from ._utils import to_numpy, to_tensor
 
 
