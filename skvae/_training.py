@@ -9,13 +9,9 @@ from typing import NamedTuple
 
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import (
-    Callback,
-    EarlyStopping,
-    EpochTimer,
-    PassthroughScoring,
-)
+from skorch.callbacks import Callback, EarlyStopping, EpochTimer
 from skorch.callbacks.logging import filter_log_keys
+from skorch.utils import TeeGenerator
 from torch import nn
 from tqdm import tqdm
 
@@ -408,10 +404,9 @@ class TrainingProgress(Callback):
             desc = f"epoch {len(net.history)}"
             self.batch_bar_ = self._bar(total=batches, desc=desc, unit="batch")
 
-    def on_batch_end(self, net, training=False, **kwargs):
+    def on_batch_end(self, net, training=False, loss=None, **kwargs):
         if self.batch_bar_ is not None and training:
-            loss = net.history[-1, "batches", -1, "train_loss"]
-            self.batch_bar_.set_postfix(train_loss=f"{loss:.4f}", refresh=False)
+            self.batch_bar_.set_postfix(train_loss=f"{loss.item():.4f}", refresh=False)
             self.batch_bar_.update()
 
     def on_epoch_end(self, net, **kwargs):
@@ -442,7 +437,9 @@ class TrainingProgress(Callback):
         self.epoch_bar_ = self.batch_bar_ = None
 
     def _columns(self, row):
-        known = ("epoch",) + self.losses + ("batches", "dur")
+        known = (
+            ("epoch",) + self.losses + ("batches", "dur", "train_rows", "valid_rows")
+        )
         others = [k for k in filter_log_keys(sorted(row), known) if _number(row[k])]
         keys = ["epoch", *(k for k in self.losses if k in row), *others, "dur"]
         keys = [key for key in keys if key in row]
@@ -523,17 +520,9 @@ class _VAENet(NeuralNet):
         return super().infer(x, **fit_params)
 
     def get_default_callbacks(self):
-        # Only what this net reports: validation terms when there is a split,
-        # the table when verbose. Each callback runs on every batch.
-        phases = [("train", True)]
-        if self.train_split is not None:
-            phases.append(("valid", False))
+        # The epoch's losses are recorded by run_single_epoch itself; the
+        # table only when verbose.
         callbacks = [("epoch_timer", EpochTimer())]
-        callbacks += [
-            (f"{prefix}_{term}", PassthroughScoring(f"{prefix}_{term}", on_train=train))
-            for prefix, train in phases
-            for term in ("loss", "reconstruction", "kl")
-        ]
         if process_group()[1] > 1:
             callbacks.append(("average_gradients", AverageGradients()))
             callbacks.append(("average_epoch_scores", AverageEpochScores()))
@@ -542,6 +531,86 @@ class _VAENet(NeuralNet):
             callbacks.append(("progress", TrainingProgress()))
         callbacks.append(("roll_back_interrupted_epoch", RollBackInterruptedEpoch()))
         return callbacks
+
+    def _batch_hooks(self, name):
+        """The callbacks that implement the batch-level method ``name``.
+
+        skorch notifies every callback of every batch; calling only those that
+        do something saves that walk on each batch.
+        """
+        default = getattr(Callback, name)
+        return [
+            callback
+            for _, callback in self.callbacks_
+            if getattr(type(callback), name, default) is not default
+        ]
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """Run one epoch and record the means of the loss and its two terms.
+
+        Replaces skorch's loop, which records every batch in the history and
+        reads every loss back (``.item()``, a GPU synchronisation each): the
+        terms are summed on the device and read once, at the end of the epoch.
+        A loss that is not finite is then an error that names the epoch, and
+        ``partial_fit`` goes back to the last completed one.
+        """
+        if iterator is None:
+            return
+        begin = self._batch_hooks("on_batch_begin")
+        end = self._batch_hooks("on_batch_end")
+        self._grad_hooks = self._batch_hooks("on_grad_computed")
+        sums, rows, batches = 0.0, 0, 0
+        for batch in iterator:
+            for callback in begin:
+                callback.on_batch_begin(self, batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            size = len(batch[0]["x"] if isinstance(batch[0], dict) else batch[0])
+            terms = torch.stack([step["loss"].detach(), *self._terms])
+            sums = sums + size * terms.double()
+            rows, batches = rows + size, batches + 1
+            for callback in end:
+                callback.on_batch_end(self, batch=batch, training=training, **step)
+        loss, reconstruction, kl = (sums / max(rows, 1)).tolist()
+        if not self._all_finite(loss, reconstruction, kl):
+            raise _divergence_error(self, training, reconstruction, kl)
+        for term, value in zip(
+            ("loss", "reconstruction", "kl"), (loss, reconstruction, kl)
+        ):
+            self.history.record(f"{prefix}_{term}", value)
+        self.history.record(f"{prefix}_batch_count", batches)
+        self.history.record(f"{prefix}_rows", rows)
+
+    def _all_finite(self, *values):
+        """Whether all values are finite, in every process of a group (which
+        must stop together, or the others would wait for this one forever)."""
+        finite = all(math.isfinite(value) for value in values)
+        if process_group()[1] > 1:
+            flag = torch.tensor([0.0 if finite else 1.0], device=self.device)
+            torch.distributed.all_reduce(flag)
+            finite = flag.item() == 0.0
+        return finite
+
+    def train_step(self, batch, **fit_params):
+        """One optimizer step on a batch (skorch's, with hooks only where used).
+
+        The first-order optimizers of the estimators evaluate the closure
+        once; ``on_grad_computed`` goes to the callbacks that implement it
+        (gradient averaging across processes, gradient clipping).
+        """
+        step = {}
+
+        def closure():
+            self._zero_grad_optimizer()
+            step.update(self.train_step_single(batch, **fit_params))
+            for callback in getattr(self, "_grad_hooks", ()):
+                parameters = TeeGenerator(self.get_all_learnable_params())
+                callback.on_grad_computed(
+                    self, named_parameters=parameters, batch=batch, training=True
+                )
+            return step["loss"]
+
+        self._step_optimizer(closure)
+        return step
 
     def _set_training(self, training=True):
         # skorch sets the mode before every batch; walking all submodules only
@@ -590,20 +659,8 @@ class _VAENet(NeuralNet):
             X = X["x"]
         # y_true is the batch's observation mask (None without missing values).
         terms = self.criterion_(y_pred, X, self.module_.likelihood, warmup, y_true)
-        reconstruction, kl = terms.reconstruction.item(), terms.kl.item()
-        # Raising here, inside the optimizer's closure, stops training before
-        # a non-finite loss can turn the weights into NaN. Across processes all
-        # must stop together, or the others would wait forever for this one.
-        finite = math.isfinite(reconstruction) and math.isfinite(kl)
-        if process_group()[1] > 1:
-            flag = torch.tensor([0.0 if finite else 1.0], device=self.device)
-            torch.distributed.all_reduce(flag)
-            finite = flag.item() == 0.0
-        if not finite:
-            raise _divergence_error(self, training, reconstruction, kl)
-        prefix = "train" if training else "valid"
-        self.history.record_batch(f"{prefix}_reconstruction", reconstruction)
-        self.history.record_batch(f"{prefix}_kl", kl)
+        # Kept on the device for run_single_epoch to sum, not read per batch.
+        self._terms = (terms.reconstruction.detach(), terms.kl.detach())
         return terms.loss
 
     # -- inference: no_grad, eval mode, batches moved to the net's device --

@@ -290,12 +290,12 @@ class Interrupt(Callback):
     def __init__(self, epoch):
         self.epoch = epoch
 
+    def on_epoch_begin(self, net, **kwargs):
+        self.batches = 0
+
     def on_batch_end(self, net, training=None, **kwargs):
-        if (
-            training
-            and len(net.history) == self.epoch
-            and len(net.history[-1]["batches"]) == 2
-        ):
+        self.batches += bool(training)
+        if training and len(net.history) == self.epoch and self.batches == 2:
             raise KeyboardInterrupt
 
 
