@@ -70,7 +70,7 @@ def check_device(device):
         sys.exit(f"--device {device} was given but PyTorch sees no CUDA device.")
 
 
-def machine_summary(device):
+def machine_summary(device, n_threads=N_THREADS):
     """One paragraph on the machine, software and threads used."""
     cpu = platform.processor() or "unknown CPU"
     try:
@@ -83,7 +83,7 @@ def machine_summary(device):
         pass
     lines = [
         f"CPU: {cpu}, {os.cpu_count()} logical cores; torch {torch.__version__} "
-        f"with {N_THREADS} threads; Python {platform.python_version()}",
+        f"with {n_threads} threads; Python {platform.python_version()}",
     ]
     if device.startswith("cuda"):
         lines.append(f"GPU: {torch.cuda.get_device_name(torch.device(device))}")

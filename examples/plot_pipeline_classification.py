@@ -45,7 +45,7 @@ print(pipeline(VAETransformer(n_components=4)))
 # %%
 # Accuracy against the number of components
 # -----------------------------------------
-# ``max_epochs=50`` keeps the example fast; the default (200, with a
+# ``max_epochs=50`` keeps the example fast; the default (100, with a
 # convergence check) trains a little further.
 sizes = [2, 4, 8, 16]
 scores = {"VAE": [], "PCA": []}

@@ -174,8 +174,8 @@ class _BaseVAE(BaseEstimator):
             net = self._build_net(hidden_layer_sizes)
         else:
             self._schema.check(X, allow_nan=self._missing)
-        dataset = self._dataset(X, self._device, checked=True)
         seed = draw_seed(self._rng)
+        dataset = self._dataset(X, self._device, checked=True, seed=seed)
         with forked_rng(seed, self._device):
             if reset:
                 net.initialize()
@@ -372,13 +372,14 @@ class _BaseVAE(BaseEstimator):
         n_features = self._schema.n_features
         return max(1, min(_INFERENCE_ROWS, _INFERENCE_ENTRIES // n_features))
 
-    def _dataset(self, X, device="cpu", checked=False, support=False):
+    def _dataset(self, X, device="cpu", checked=False, support=False, seed=None):
         """The dataset of the encoded rows of validated ``X``.
 
         Unless ``checked``, the values are checked first (with ``support``,
         against the support of the likelihoods too). Memory-mapped files are
         checked and encoded batch by batch as they are read, not in passes of
-        their own.
+        their own. A ``seed`` marks training data: it seeds the spreading of
+        integer columns over their intervals (see ``Column.levels``).
         """
         schema, allow_nan = self._schema, self._missing
         if is_file_backed(X):
@@ -392,7 +393,9 @@ class _BaseVAE(BaseEstimator):
         else:
             if not checked and (support or isinstance(X, pd.DataFrame)):
                 schema.check(X, allow_nan=allow_nan, support=support)
-            rows, prepare = as_rows(schema.encode(X, allow_nan), device), None
+            rng = None if seed is None else np.random.default_rng(seed)
+            rows = as_rows(schema.encode(X, allow_nan, rng), device)
+            prepare = None
         return InMemoryDataset(rows, missing=self._missing, prepare=prepare)
 
     def _inference_data(self, X, support=False):

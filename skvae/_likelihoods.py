@@ -206,6 +206,22 @@ class HeteroscedasticGaussianLikelihood(Likelihood):
         return loc + scale * noise
 
 
+class NormalScoresLikelihood(GaussianLikelihood):
+    """``GaussianLikelihood`` of columns on a standardised internal scale.
+
+    What ``likelihood="auto"`` puts on numeric columns mapped to normal
+    scores (of unit variance by construction). The floor on the scale is 5 %
+    of that unit rather than 1e-3: a column that
+    the others determine (a column and its logarithm, a total and its parts)
+    would otherwise let the density tighten onto it without bound, which
+    raises the likelihood but not the samples, as the latent codes that pin
+    such a column down drift away from the prior that samples are drawn
+    from.
+    """
+
+    min_scale = 0.05
+
+
 def _continuous_bernoulli_log_norm(logits):
     """Log normalising constant of the continuous Bernoulli, from its logits.
 
@@ -422,7 +438,7 @@ class BlockLikelihood(Likelihood):
     """
 
     def __init__(self, blocks):
-        parts = [_LIKELIHOODS[name](width) for name, width in blocks]
+        parts = [_ALL_LIKELIHOODS[name](width) for name, width in blocks]
         super().__init__(sum(width for _, width in blocks))
         self.parts = nn.ModuleList(parts)
         bounds = [0]
@@ -490,7 +506,7 @@ def make_likelihood(likelihood, n_features):
             f"{sum(w for _, w in blocks)} features, not n_features={n_features}."
         )
     if len(blocks) == 1:
-        return _LIKELIHOODS[blocks[0][0]](n_features)
+        return _ALL_LIKELIHOODS[blocks[0][0]](n_features)
     return BlockLikelihood(blocks)
 
 
@@ -503,3 +519,6 @@ _LIKELIHOODS = {
     "poisson": PoissonLikelihood,
     "categorical": CategoricalLikelihood,
 }
+# Also those that the column schema chooses internally, never by name.
+NORMAL_SCORES = "gaussian_on_scores"
+_ALL_LIKELIHOODS = {**_LIKELIHOODS, NORMAL_SCORES: NormalScoresLikelihood}

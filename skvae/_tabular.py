@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.interpolate import CubicHermiteSpline
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 
 from ._data import release_pages
-from ._likelihoods import _LIKELIHOODS
+from ._likelihoods import _LIKELIHOODS, NORMAL_SCORES
 
 # Beyond this many categories a column is more likely an identifier than a
 # category, and its one-hot block would dominate the network's width.
@@ -34,6 +34,12 @@ N_QUANTILES = 1000
 # Largest magnitude accepted in a column modelled as given: divided by the
 # smallest Gaussian scale (1e-3) and squared, it still fits in float32.
 LARGEST_VALUE = 1e15
+# A float column whose observed values all have at most this many decimals
+# (such as measurements recorded to 0.1 mm) is given back at that precision.
+MAX_DECIMALS = 6
+# Integer columns with at most this many distinct values are modelled as
+# discretised normal scores (see ``Column.levels``).
+MAX_LEVELS = N_QUANTILES
 CATEGORICAL = "categorical"
 AUTO = "auto"
 # An input column with no observed value in fit: not modelled, no features.
@@ -60,15 +66,16 @@ class ColumnTransform:
     ----------
     x_knots, s_knots : array-like of shape (n_knots,)
         Increasing knots in the column's units and on the internal scale.
-    clip : bool, default=True
-        Whether ``inverse`` keeps values within the range of the knots (the
-        range seen in ``fit`` for normal scores) rather than extrapolating.
+    kind : {"normal_scores", "standardize"}, default="normal_scores"
+        Which map this is. Normal scores keep ``inverse`` within the range of
+        the knots (the range seen in ``fit``); standardisation extrapolates.
     """
 
-    def __init__(self, x_knots, s_knots, clip=True):
+    def __init__(self, x_knots, s_knots, kind="normal_scores"):
         self.x_knots = np.asarray(x_knots, dtype=np.float64)
         self.s_knots = np.asarray(s_knots, dtype=np.float64)
-        self.clip = clip
+        self.kind = kind
+        self.clip = kind == "normal_scores"
         if len(self.x_knots) == 1:  # a constant column: a shift
             self._spline = None
             self._ends = (1.0, 1.0)
@@ -90,8 +97,8 @@ class ColumnTransform:
         if kind == "standardize":
             mean, std = values.mean(), values.std()
             if not std > 0:
-                return cls([mean], [0.0], clip=False)
-            return cls([mean - std, mean + std], [-1.0, 1.0], clip=False)
+                return cls([mean], [0.0], kind)
+            return cls([mean - std, mean + std], [-1.0, 1.0], kind)
         n = len(values)
         if n_quantiles is None:
             n_quantiles = min(N_QUANTILES, max(2, round(2 * np.sqrt(n))))
@@ -166,7 +173,7 @@ class ColumnTransform:
         return {
             "x_knots": self.x_knots.tolist(),
             "s_knots": self.s_knots.tolist(),
-            "clip": self.clip,
+            "kind": self.kind,
         }
 
     @classmethod
@@ -211,6 +218,20 @@ class Column:
         The internal transform of a numeric column, if any.
     low, high : float or None
         Range of a numeric column's observed values in ``fit``.
+    decimals : int or None
+        The fewest decimals that hold all of a transformed float column's
+        observed values, if at most ``MAX_DECIMALS``: its outputs are rounded
+        to them.
+    levels, cuts : list or None
+        For an integer column with a normal-score transform, its distinct
+        observed values and the bounds between their intervals on the
+        internal scale (``ndtri`` of the empirical CDF at each level but the
+        last). Training spreads each value uniformly over its interval in
+        probability (dequantisation, the randomised probability integral
+        transform of discrete margins), so that the column's internal values
+        are N(0, 1) like those of a continuous column rather than a few point
+        masses that a Gaussian cannot fit; outputs are the level whose
+        interval holds the internal value.
     """
 
     name: object
@@ -221,6 +242,9 @@ class Column:
     transform: ColumnTransform = None
     low: float = None
     high: float = None
+    decimals: int = None
+    levels: list = None
+    cuts: list = None
     start: int = field(default=0, repr=False)
 
     @property
@@ -243,6 +267,11 @@ class Column:
             document["ordered"] = self.ordered
         if self.transform is not None:
             document["transform"] = self.transform.to_json()
+        if self.decimals is not None:
+            document["decimals"] = self.decimals
+        if self.levels is not None:
+            document["levels"] = [float(v) for v in self.levels]
+            document["cuts"] = [float(c) for c in self.cuts]
         return document
 
     @classmethod
@@ -286,13 +315,17 @@ class ColumnSchema:
     @property
     def blocks(self):
         """``((likelihood name, n_features), ...)``: runs of features that one
-        likelihood covers, in encoded order; a categorical column is one run.
+        likelihood covers, in encoded order; a categorical column is one run,
+        and transformed Gaussian columns are ``NORMAL_SCORES``.
         """
         blocks = []
         for column in self.columns:
             if not column.width:
                 continue
             name = column.likelihood
+            transform = column.transform
+            if name == "gaussian" and transform and transform.kind == "normal_scores":
+                name = NORMAL_SCORES  # its floor on the scale suits unit variance
             if blocks and blocks[-1][0] == name and not column.categorical:
                 blocks[-1][1] += column.width
             else:
@@ -317,12 +350,14 @@ class ColumnSchema:
         return cls(columns, document["dataframe"], document["dtype"])
 
     # ------------------------------------------------------------- encode
-    def encode(self, X, allow_missing=True):
+    def encode(self, X, allow_missing=True, rng=None):
         """The encoded float matrix of validated ``X`` (a DataFrame, or a
         numeric array, sparse matrix or memmap returned as is when the
         schema is the identity). Gaps become NaN; with ``allow_missing=False``
         a gap in a categorical column is an error (numeric columns are
-        checked by ``check``)."""
+        checked by ``check``). With ``rng`` (a NumPy Generator; for training
+        data), integer columns with ``levels`` are spread over their
+        intervals."""
         if self.identity and not isinstance(X, pd.DataFrame):
             return X
         out = np.empty((X.shape[0], self.n_features), dtype=self.dtype)
@@ -333,6 +368,8 @@ class ColumnSchema:
             block = out[:, column.start : column.start + column.width]
             if column.categorical:
                 block[:] = _one_hot(values, column, allow_missing)
+            elif rng is not None and column.levels is not None:
+                block[:, 0] = _spread(_numeric(values), column, rng)
             elif column.transform is not None:
                 block[:, 0] = column.transform.transform(_numeric(values))
             else:
@@ -406,8 +443,10 @@ class ColumnSchema:
         """Data-space values from encoded means or draws.
 
         A categorical block becomes its most probable (or drawn, one-hot)
-        category, a transformed numeric column goes back to its units, and
-        integer columns are rounded into the range seen in ``fit``. Returns a
+        category, a transformed numeric column goes back to its units (an
+        integer column with ``levels`` to the level whose interval holds the
+        value), integer columns are rounded into the range seen in ``fit``
+        and float columns with ``decimals`` to that many decimals. Returns a
         DataFrame with the training columns and dtypes when ``fit`` saw one,
         else an array.
         """
@@ -431,7 +470,9 @@ class ColumnSchema:
             codes = np.asarray(block).argmax(axis=1)
             return _restore_categories(codes, column)
         x = np.asarray(block[:, 0], dtype=np.float64)
-        if column.transform is not None:
+        if column.levels is not None:
+            x = np.asarray(column.levels)[np.searchsorted(column.cuts, x)]
+        elif column.transform is not None:
             x = column.transform.inverse(x)
         return _restore_numeric(x, column, self.dtype)
 
@@ -441,6 +482,26 @@ def _is_empty(X, i, ranges):
     if i in ranges:
         return bool(np.isnan(ranges[i][0]))
     return bool(pd.Series(_column(X, i)).isna().all())
+
+
+def _spread(x, column, rng):
+    """Internal values of an integer column's values ``x``, each drawn
+    uniformly in probability over its level's interval; NaN stays NaN.
+
+    Values between or beyond the levels seen in fit (possible with
+    ``partial_fit``) take the interval of the nearest level at or above.
+    """
+    levels = np.asarray(column.levels)
+    bounds = np.concatenate([[0.0], ndtr(column.cuts), [1.0]])
+    observed = ~np.isnan(x)
+    which = np.minimum(np.searchsorted(levels, x[observed]), len(levels) - 1)
+    low, high = bounds[which], bounds[which + 1]
+    p = low + rng.uniform(size=len(which)) * (high - low)
+    # Half a row inside (0, 1), as the normal-score knots, so ndtri is finite.
+    tail = 0.5 / max(1, len(x))
+    s = np.full(x.shape, np.nan)
+    s[observed] = ndtri(np.clip(p, tail, 1 - tail))
+    return s
 
 
 def identity_schema(n_features, likelihood, dtype):
@@ -530,13 +591,38 @@ def fit_schema(
                 values = _numeric(_column(X, i))
                 values = values[~np.isnan(values)]
                 transform = ColumnTransform.fit(values, numeric_transform)
-                columns.append(
-                    Column(name, chosen, dtype, None, False, transform, *ranges[i])
-                )
+                column = Column(name, chosen, dtype, None, False, transform, *ranges[i])
+                column.decimals = _decimals(values, dtype)
+                column.levels, column.cuts = _levels(values, dtype)
+                columns.append(column)
                 continue
         _check_magnitude(name, ranges[i])
         columns.append(Column(name, chosen, dtype, low=ranges[i][0], high=ranges[i][1]))
     return ColumnSchema(columns, dataframe, _float_dtype(X))
+
+
+def _decimals(values, dtype):
+    """The fewest decimals (at most ``MAX_DECIMALS``) that hold all ``values``
+    of a float column, or None."""
+    if not pd.api.types.is_float_dtype(dtype):
+        return None
+    for decimals in range(MAX_DECIMALS + 1):
+        rounded = np.round(values, decimals)
+        if np.all(np.abs(rounded - values) <= 1e-9 * np.maximum(1.0, np.abs(values))):
+            return decimals
+    return None
+
+
+def _levels(values, dtype):
+    """Distinct values of an integer column and the internal bounds between
+    them (``ndtri`` of the empirical CDF), or ``(None, None)``."""
+    if not pd.api.types.is_integer_dtype(dtype):
+        return None, None
+    levels, counts = np.unique(values, return_counts=True)
+    if len(levels) > MAX_LEVELS:
+        return None, None
+    cdf = np.cumsum(counts)[:-1] / len(values)
+    return levels.tolist(), ndtri(cdf).tolist()
 
 
 def _check_magnitude(name, value_range):
@@ -815,7 +901,7 @@ def _one_hot(values, column, allow_missing=True):
             f"Column {column.name!r} has missing values; set "
             "missing_values=np.nan to model them as gaps."
         )
-    codes = pd.Categorical(series, categories=column.categories).codes
+    codes = pd.Index(column.categories).get_indexer(series.to_numpy(dtype=object))
     unknown = (codes < 0) & ~missing
     if unknown.any():
         value = series[unknown].iloc[0]
@@ -848,6 +934,8 @@ def _restore_numeric(x, column, float_dtype):
     if pd.api.types.is_integer_dtype(dtype):
         x = np.clip(np.rint(x), column.low, column.high)
         return pd.array(x.astype(np.int64), dtype=dtype)
+    if column.decimals is not None:
+        x = np.clip(np.round(x, column.decimals), column.low, column.high)
     if pd.api.types.is_float_dtype(dtype) and isinstance(dtype, np.dtype):
         return x.astype(dtype)
     if isinstance(dtype, np.dtype):

@@ -17,12 +17,12 @@ from ._utils import to_numpy, to_tensor
     activation="relu",
     numeric_transform="normal scores (a monotone map that makes each column's "
     "marginal close to N(0, 1))",
-    max_epochs=200,
+    max_epochs=100,
     batch_size=128,
     learning_rate=1e-3,
     weight_decay=0.0,
     early_stopping=False,
-    n_iter_no_change=10,
+    n_iter_no_change=20,
     n_score_samples=10,
 )
 class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseVAE):
@@ -130,14 +130,14 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseVAE
         module=None,
         beta=1.0,
         kl_warmup_epochs=0,
-        max_epochs=200,
+        max_epochs=100,
         batch_size=128,
         learning_rate=1e-3,
         optimizer="adam",
         weight_decay=0.0,
         early_stopping=False,
         validation_fraction=0.1,
-        n_iter_no_change=10,
+        n_iter_no_change=20,
         tol=1e-4,
         n_score_samples=10,
         device="cpu",
@@ -293,9 +293,10 @@ n_features)
             Generated samples (for ``"bernoulli"``, values in {0, 1}; with
             ``return_mean=True``, probabilities). A DataFrame with the
             training columns and dtypes when ``fit`` saw one (categories drawn
-            from their probabilities, integer columns rounded within the range
-            seen in ``fit``), else an array in the float dtype of the training
-            data.
+            from their probabilities, integer columns among the values seen in
+            ``fit`` (rounded within their range beyond 1,000 values), float
+            columns whose values in ``fit`` had at most 6 decimals rounded to
+            as many), else an array in the float dtype of the training data.
         """
         return self._sample(n_samples, random_state, return_mean)
 

@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -217,6 +218,50 @@ def test_samples_come_back_with_the_columns_and_dtypes_of_fit(fitted_table, tabl
         assert samples[column].max() <= table[column].max()
     # Draws, not only the most probable values.
     assert samples["species"].nunique() == 3 and samples["size"].nunique() > 100
+
+
+def test_integer_columns_keep_the_frequencies_of_their_values():
+    # Integer levels are spread over their probability intervals in training,
+    # so a smooth Gaussian on the internal scale gives back their frequencies
+    # (as point masses, the middle level took far too much).
+    rng = np.random.RandomState(0)
+    n = 600
+    frame = pd.DataFrame(
+        {
+            "year": rng.choice([2007, 2008, 2009], size=n, p=[0.3, 0.3, 0.4]),
+            "x": rng.normal(size=n),
+        }
+    )
+    vae = VAETransformer(n_components=2, random_state=0).fit(frame)
+    column = next(c for c in vae._schema.columns if c.name == "year")
+    assert column.levels == [2007, 2008, 2009] and len(column.cuts) == 2
+    samples = vae.sample(4000, random_state=0)
+    assert set(samples["year"]) == {2007, 2008, 2009}
+    frequencies = samples["year"].value_counts(normalize=True).sort_index()
+    assert_allclose(frequencies, [0.3, 0.3, 0.4], atol=0.05)
+
+
+def test_float_columns_come_back_at_the_precision_of_fit():
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame(
+        {"mm": np.round(rng.normal(40, 5, size=200), 1), "x": rng.normal(size=200)}
+    )
+    vae = VAETransformer(n_components=2, max_epochs=5, random_state=0).fit(frame)
+    decimals = {c.name: c.decimals for c in vae._schema.columns}
+    assert decimals == {"mm": 1, "x": None}
+    samples = vae.sample(100, random_state=0)
+    assert_allclose(samples["mm"], np.round(samples["mm"], 1), atol=1e-9)
+    assert samples["x"].nunique() == 100
+
+
+def test_transformed_columns_have_a_floor_on_their_noise_scale(fitted_table):
+    from skvae._likelihoods import NormalScoresLikelihood
+
+    parts = fitted_table.net_.module_.likelihood.parts
+    floors = [p for p in parts if isinstance(p, NormalScoresLikelihood)]
+    assert floors and all(torch.all(p.scale >= 0.05) for p in floors)
+    # The name stays "gaussian" to users.
+    assert fitted_table.likelihoods_["size"] == "gaussian"
 
 
 def test_inverse_transform_fills_gaps_with_values_of_each_column(fitted_table, table):
