@@ -104,10 +104,10 @@ class ColumnTransform:
             n_quantiles = min(N_QUANTILES, max(2, round(2 * np.sqrt(n))))
         probs = np.linspace(0.0, 1.0, min(n_quantiles, n))
         # Tied quantiles (a discrete column) collapse into one knot at their
-        # mean probability, and so do quantiles closer than ~1e-12 relative,
-        # whose slope would overflow.
+        # mean probability, and so do quantiles closer than ~1e-12 relative
+        # or 1e-100 absolute, whose cubic pieces would overflow.
         quantiles = np.quantile(values, probs)
-        tol = 1e-12 * np.max(np.abs(quantiles)) + np.finfo(np.float64).tiny
+        tol = 1e-12 * np.max(np.abs(quantiles)) + 1e-100
         which = np.concatenate([[0], np.cumsum(np.diff(quantiles) > tol)])
         counts = np.bincount(which)
         knots = np.bincount(which, quantiles) / counts
@@ -593,7 +593,8 @@ def fit_schema(
                 transform = ColumnTransform.fit(values, numeric_transform)
                 column = Column(name, chosen, dtype, None, False, transform, *ranges[i])
                 column.decimals = _decimals(values, dtype)
-                column.levels, column.cuts = _levels(values, dtype)
+                if transform.kind == "normal_scores":  # cuts are normal scores
+                    column.levels, column.cuts = _levels(values, dtype)
                 columns.append(column)
                 continue
         _check_magnitude(name, ranges[i])
