@@ -2,6 +2,7 @@
 
 from ._imputer import VAEImputer
 from ._modules import VAEModule
+from ._onnx import register_onnx_converters, to_onnx
 from ._outliers import VAEOutlierDetector
 from ._plotting import (
     LatentSpaceDisplay,
@@ -28,4 +29,6 @@ __all__ = [
     "VAEOutlierDetector",
     "VAETransformer",
     "__version__",
+    "register_onnx_converters",
+    "to_onnx",
 ]

@@ -525,6 +525,28 @@ class _BaseVAE(BaseEstimator):
         """
         return load_model(cls, path, device=device, module=module)
 
+    # ---------------------------------------------------------------- ONNX
+    # skl2onnx calls these hooks for classes that have no registered
+    # converter, so that skl2onnx.to_onnx converts skvae's estimators, and
+    # pipelines holding them, without a registration step (see skvae.to_onnx).
+    def onnx_parser(self):
+        """skl2onnx hook: declares the outputs of the ONNX graph."""
+        from ._onnx import hook_parser
+
+        return hook_parser(self)
+
+    def onnx_shape_calculator(self):
+        """skl2onnx hook: sets the types and shapes of the graph's outputs."""
+        from ._onnx import shape_calculator
+
+        return shape_calculator
+
+    def onnx_converter(self):
+        """skl2onnx hook: writes the ONNX graph (see ``skvae.to_onnx``)."""
+        from ._onnx import converter
+
+        return converter
+
     # ---------------------------------------------------------------- meta
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
