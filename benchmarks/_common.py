@@ -64,6 +64,17 @@ def base_parser(description):
     return parser
 
 
+def add_threads_option(parser):
+    """``--threads``: for the quality benchmarks, whose times matter less."""
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=N_THREADS,
+        help=f"PyTorch threads (default {N_THREADS}; 1 on a busy machine, where "
+        "threads that wait for each other slow small models down many times)",
+    )
+
+
 def check_device(device):
     """Fail early, with a clear message, when a CUDA device is missing."""
     if device.startswith("cuda") and not torch.cuda.is_available():

@@ -24,7 +24,13 @@ Run: ``python benchmarks/bench_imputation.py [--seeds 5] [--quick] [--device cud
 import time
 
 import numpy as np
-from _common import base_parser, format_table, machine_summary, set_threads
+from _common import (
+    add_threads_option,
+    base_parser,
+    format_table,
+    machine_summary,
+    set_threads,
+)
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 from sklearn.ensemble import ExtraTreesRegressor
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401
@@ -142,9 +148,10 @@ def report(results):
 def main():
     parser = base_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0 to N-1")
+    add_threads_option(parser)
     args = parser.parse_args()
-    set_threads()
-    print(machine_summary(args.device))
+    set_threads(args.threads)
+    print(machine_summary(args.device, args.threads))
     if args.quick:
         results = run(["wine"], range(1), args.device)
     else:

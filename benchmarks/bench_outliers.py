@@ -25,7 +25,13 @@ import time
 import warnings
 
 import numpy as np
-from _common import base_parser, format_table, machine_summary, set_threads
+from _common import (
+    add_threads_option,
+    base_parser,
+    format_table,
+    machine_summary,
+    set_threads,
+)
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -134,14 +140,15 @@ def table(results):
 def main():
     parser = base_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0 to N-1")
+    add_threads_option(parser)
     args = parser.parse_args()
-    set_threads()
+    set_threads(args.threads)
     warnings.filterwarnings("ignore")  # PyOD's and torch's chatter
     seeds = range(1 if args.quick else args.seeds)
     names = (
         ["wine", "breast_cancer"] if args.quick else ["digits", "wine", "breast_cancer"]
     )
-    print(machine_summary(args.device))
+    print(machine_summary(args.device, args.threads))
     for name in names:
         print(f"\n{name}: mean over normal classes and seeds {list(seeds)}")
         print(table(run(name, seeds, args.device)))

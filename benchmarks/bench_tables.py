@@ -59,7 +59,7 @@ import warnings
 import numpy as np
 import torch
 from _common import (
-    N_THREADS,
+    add_threads_option,
     base_parser,
     check_device,
     fmt,
@@ -321,13 +321,7 @@ def main():
         metavar="NAME=VALUE",
         help="override VAETransformer parameters (for experiments)",
     )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=N_THREADS,
-        help=f"PyTorch threads (default {N_THREADS}; 1 on a busy machine, where "
-        "threads that wait for each other slow small models down many times)",
-    )
+    add_threads_option(parser)
     args = parser.parse_args()
     check_device(args.device)
     set_threads(args.threads)
