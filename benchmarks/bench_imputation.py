@@ -39,6 +39,7 @@ from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
 from skvae import VAEImputer, VAETransformer
 
 RATES = (0.1, 0.2, 0.4)
+TABLES = ("breast_cancer", "wine", "diabetes", "bdims", "concrete")
 
 
 def load(name):
@@ -148,6 +149,13 @@ def report(results):
 def main():
     parser = base_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0 to N-1")
+    parser.add_argument(
+        "--tables",
+        nargs="+",
+        choices=TABLES,
+        default=list(TABLES),
+        help="a subset, for example to share the tables among processes",
+    )
     add_threads_option(parser)
     args = parser.parse_args()
     set_threads(args.threads)
@@ -155,8 +163,7 @@ def main():
     if args.quick:
         results = run(["wine"], range(1), args.device)
     else:
-        tables = ["breast_cancer", "wine", "diabetes", "bdims", "concrete"]
-        results = run(tables, range(args.seeds), args.device)
+        results = run(args.tables, range(args.seeds), args.device)
     report(results)
 
 
