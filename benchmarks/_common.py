@@ -150,10 +150,11 @@ def load_saved_mnist(path):
         return data["X_train"], data["X_test"]
 
 
-def fit_skvae(X, epochs, device, seed=0, **params):
-    """``VAETransformer`` trained for exactly ``epochs`` epochs with the
-    benchmarks' batch size and learning rate (``n_iter_no_change`` beyond
-    ``epochs`` switches off the convergence stop); ``params`` override."""
+def fit_skvae(X, epochs, device, seed=0, estimator=None, **params):
+    """``VAETransformer`` (or the class ``estimator``) trained for exactly
+    ``epochs`` epochs with the benchmarks' batch size and learning rate
+    (``n_iter_no_change`` beyond ``epochs`` switches off the convergence
+    stop); ``params`` override."""
     from skvae import VAETransformer
 
     settings = dict(
@@ -164,7 +165,7 @@ def fit_skvae(X, epochs, device, seed=0, **params):
         random_state=seed,
         device=device,
     )
-    return VAETransformer(**{**settings, **params}).fit(X)
+    return (estimator or VAETransformer)(**{**settings, **params}).fit(X)
 
 
 def synthetic(n_samples, n_features, seed=0):
