@@ -8,15 +8,15 @@ Two views of ``VAETransformer().fit`` on the 4,000 MNIST training digits
    step closer to the fastest loop:
 
    - the same Adam as skvae's (fused or not) and three ``.item()`` calls per
-     batch (the loss and its two terms, which skvae reads per batch);
+     batch (the loss and its two terms, as a loop that logs every batch);
    - fused Adam, ``torch.optim.Adam(..., fused=True)``, if skvae's is not;
    - fused Adam and no ``.item()``: the epoch loss summed on the device and
-     read once.
+     read once, as skvae does.
 
-   skvae minus the first loop is the cost of skorch's machinery (callbacks,
-   history, the optimizer closure, the batch iterator); the next steps are
-   the costs of an unfused optimizer and of the per-batch reads, which on a
-   GPU are host-device synchronisations.
+   skvae minus the last loop is the cost of skorch's machinery (callbacks,
+   the optimizer closure, the batch iterator, the epoch's records); the
+   steps between the loops are the costs of an unfused optimizer and of the
+   per-batch reads, which on a GPU are host-device synchronisations.
 
 2. cProfile of one fit: the functions with the most own time, and the cost
    per batch (microseconds) of the training loop's main parts.
@@ -129,16 +129,16 @@ def decomposition(X, epochs, rounds, device):
 # Parts of the training loop for the cProfile view: (label, function name,
 # file name fragment); the cumulative time of each is divided by the batches.
 PARTS = [
-    ("whole epoch loop", "run_single_epoch", "skorch"),
+    ("whole epoch loop", "run_single_epoch", "skvae"),
     ("optimizer.step incl. closure", "step", "torch/optim/adam"),
-    ("  closure: forward+loss+backward", "step_fn", "skorch"),
+    ("  closure: forward+loss+backward", "closure", "skvae"),
     ("    forward (net.infer)", "infer", "skorch"),
     ("    backward", "backward", "torch/_tensor"),
-    ("    get_loss (loss, .item(), history)", "get_loss", "skvae"),
+    ("    get_loss (the loss and its terms)", "get_loss", "skvae"),
     ("  Adam update", "adam", "torch/optim/adam"),
     ("Tensor.item calls", "item", "~"),
-    ("history.record_batch", "record_batch", "skorch"),
-    ("callbacks (notify)", "notify", "skorch"),
+    ("epoch-end reads (.tolist)", "tolist", "~"),
+    ("callbacks (notify, per epoch)", "notify", "skorch"),
     ("  state copy per epoch (_state_copy)", "_state_copy", "skvae"),
     ("module.train() per batch", "_set_training", "skorch"),
     ("batch iterator (next batch)", "__iter__", "skvae"),
@@ -160,11 +160,11 @@ def profile(X, epochs, device):
     for label, name, where in PARTS:
         # The caller-less totals of recursive functions are already in ct.
         ct = sum(v[3] for k, v in entries.items() if k[2] == name and where in k[0])
-        if name == "item":
+        if where == "~":  # methods of C types: "<method 'item' of ...>"
             ct = sum(
                 v[3]
                 for k, v in entries.items()
-                if k[0] == "~" and "method 'item'" in k[2]
+                if k[0] == "~" and f"method '{name}'" in k[2]
             )
         rows.append(
             [label, C.fmt(1e6 * ct / n_batches), C.fmt(100 * ct / total, ".1f")]
