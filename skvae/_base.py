@@ -18,7 +18,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import LRScheduler
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
-from ._data import BatchIterator, HoldoutSplit, InMemoryDataset, as_rows, is_file_backed
+from ._data import (
+    BatchIterator,
+    HoldoutSplit,
+    InMemoryDataset,
+    as_rows,
+    has_nan,
+    is_file_backed,
+)
 from ._likelihoods import _LIKELIHOODS
 from ._modules import _ACTIVATIONS, VAEModule
 from ._persistence import load_model, save_model
@@ -394,9 +401,12 @@ class _BaseVAE(BaseEstimator):
             if not checked and (support or isinstance(X, pd.DataFrame)):
                 schema.check(X, allow_nan=allow_nan, support=support)
             rng = None if seed is None else np.random.default_rng(seed)
-            rows = as_rows(schema.encode(X, allow_nan, rng), device)
-            prepare = None
-        return InMemoryDataset(rows, missing=self._missing, prepare=prepare)
+            encoded = schema.encode(X, allow_nan, rng)
+            # Without gaps, batches need no mask: exactly the same losses and
+            # codes, without a mask to compute and apply at every step.
+            allow_nan = allow_nan and has_nan(encoded)
+            rows, prepare = as_rows(encoded, device), None
+        return InMemoryDataset(rows, missing=allow_nan, prepare=prepare)
 
     def _inference_data(self, X, support=False):
         """Validated X and the dataset of its encoded rows."""

@@ -55,6 +55,12 @@ def fits_on_device(n_bytes, device):
     return n_bytes <= _DEVICE_DATA_SHARE * free
 
 
+def has_nan(X):
+    """Whether the array or sparse matrix ``X`` holds a NaN."""
+    values = X.data if sp.issparse(X) else X
+    return bool(np.isnan(values).any())
+
+
 def as_rows(X, device="cpu"):
     """Hold ``X`` for batching: a float32 tensor on ``device``, float32 CSR, or
     the memory-mapped array itself.

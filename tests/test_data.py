@@ -87,3 +87,19 @@ def test_large_data_streams_from_pinned_host_memory(monkeypatch):
     assert rows.device.type == "cpu" and rows.is_pinned()
     x, _ = next(iter(BatchIterator(InMemoryDataset(rows), 10, device="cuda")))
     assert x.is_cuda and x.shape == (10, 5)
+
+
+def test_gap_free_data_trains_without_a_mask_and_with_the_same_result():
+    from skvae import VAETransformer
+
+    rng = np.random.RandomState(0)
+    X = rng.rand(200, 6)
+    vae = VAETransformer(max_epochs=3, random_state=0).fit(X)
+    assert vae._dataset(X).take(slice(0, 4))[1] is None  # no mask per batch
+    gappy = X.copy()
+    gappy[0, 0] = np.nan
+    x, mask = vae._dataset(gappy).take(slice(0, 4))
+    assert not mask[0, 0] and x[0, 0] == 0 and mask[1:].all()
+    # The mask of gap-free data was all True: leaving it out changes nothing.
+    rejecting = VAETransformer(missing_values=None, max_epochs=3, random_state=0)
+    np.testing.assert_array_equal(rejecting.fit(X).transform(X), vae.transform(X))
