@@ -253,12 +253,38 @@ def _divergence_error(net, training, reconstruction, kl):
     )
 
 
-def _state_copy(net):
-    """Copies of the module's and the optimizer's state (on their device)."""
-    return {
-        "module": deepcopy(net.module_.state_dict()),
-        "optimizer": deepcopy(net.optimizer_.state_dict()),
+def _state_copy(net, previous=None):
+    """Copies of the module's and the optimizer's state (on their device).
+
+    With the ``previous`` copy, its tensors are refreshed in place where they
+    still match (shape, dtype, device): after the first epoch, a copy costs
+    no allocations.
+    """
+    state = {
+        "module": net.module_.state_dict(),
+        "optimizer": net.optimizer_.state_dict(),
     }
+    return _refreshed(previous, state)
+
+
+def _refreshed(old, new):
+    """A copy of the nested state ``new``, reusing the tensors of ``old``."""
+    if torch.is_tensor(new):
+        same = (
+            torch.is_tensor(old)
+            and old.shape == new.shape
+            and old.dtype == new.dtype
+            and old.device == new.device
+        )
+        return old.copy_(new) if same else new.detach().clone()
+    if isinstance(new, dict):
+        olds = old if isinstance(old, dict) else {}
+        return type(new)((key, _refreshed(olds.get(key), v)) for key, v in new.items())
+    if isinstance(new, (list, tuple)):
+        same = isinstance(old, (list, tuple)) and len(old) == len(new)
+        olds = old if same else [None] * len(new)
+        return type(new)(_refreshed(o, v) for o, v in zip(olds, new))
+    return deepcopy(new)
 
 
 def restore_state(net, state):
@@ -280,7 +306,7 @@ class RollBackInterruptedEpoch(Callback):
         self.last_complete_ = _state_copy(net)
 
     def on_epoch_end(self, net, **kwargs):
-        self.last_complete_ = _state_copy(net)
+        self.last_complete_ = _state_copy(net, self.last_complete_)
 
     def on_train_end(self, net, **kwargs):
         epoch = len(net.history)
@@ -559,14 +585,14 @@ class _VAENet(NeuralNet):
         begin = self._batch_hooks("on_batch_begin")
         end = self._batch_hooks("on_batch_end")
         self._grad_hooks = self._batch_hooks("on_grad_computed")
-        sums, rows, batches = 0.0, 0, 0
+        sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+        rows, batches = 0, 0
         for batch in iterator:
             for callback in begin:
                 callback.on_batch_begin(self, batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             size = len(batch[0]["x"] if isinstance(batch[0], dict) else batch[0])
-            terms = torch.stack([step["loss"].detach(), *self._terms])
-            sums = sums + size * terms.double()
+            sums.add_(torch.stack([step["loss"].detach(), *self._terms]), alpha=size)
             rows, batches = rows + size, batches + 1
             for callback in end:
                 callback.on_batch_end(self, batch=batch, training=training, **step)
