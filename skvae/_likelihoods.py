@@ -62,6 +62,14 @@ def _check_counts(name, X):
         )
 
 
+def _masked_sum(values, mask):
+    """Sum over features of the entries that ``mask`` marks (all if None)."""
+    if mask is not None:
+        # where(), not a product: a masked entry's term may be inf or NaN.
+        values = torch.where(mask, values, 0.0)
+    return values.sum(dim=-1)
+
+
 class Likelihood(nn.Module, abc.ABC):
     """Base class of the observation models.
 
@@ -98,11 +106,11 @@ class Likelihood(nn.Module, abc.ABC):
         mask : bool Tensor of shape (batch, n_features) or None
             Observed entries; the others (missing values) add nothing.
         """
-        log_density = self.log_prob_elements(x, params)
-        if mask is not None:
-            # where(), not a product: a masked entry's term may be inf or NaN.
-            log_density = torch.where(mask, log_density, 0.0)
-        return log_density.sum(dim=-1)
+        return _masked_sum(self.log_prob_elements(x, params), mask)
+
+    def negative_log_prob(self, x, params, mask=None):
+        """``-log_prob(x, params, mask)``: the reconstruction term of the loss."""
+        return -self.log_prob(x, params, mask)
 
     @abc.abstractmethod
     def mean(self, params):
@@ -127,6 +135,11 @@ class BernoulliLikelihood(Likelihood):
     def log_prob_elements(self, x, params):
         # Working on logits keeps log(sigmoid) finite for saturated units.
         return -F.binary_cross_entropy_with_logits(params, x, reduction="none")
+
+    def negative_log_prob(self, x, params, mask=None):
+        # The cross-entropy as it comes, rather than negated twice per entry.
+        bce = F.binary_cross_entropy_with_logits(params, x, reduction="none")
+        return _masked_sum(bce, mask)
 
     def mean(self, params):
         return torch.sigmoid(params)

@@ -69,7 +69,7 @@ def negative_elbo(output, x, likelihood, kl_weight=1.0, mask=None):
     -------
     terms : ELBOTerms
     """
-    reconstruction = -likelihood.log_prob(x, output.x_params, mask).mean()
+    reconstruction = likelihood.negative_log_prob(x, output.x_params, mask).mean()
     kl = gaussian_kl(output.z_mean, output.z_logvar).mean()
     return ELBOTerms(reconstruction + kl_weight * kl, reconstruction, kl)
 

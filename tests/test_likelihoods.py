@@ -218,6 +218,20 @@ def test_mean_and_sample(name):
 
 
 @pytest.mark.parametrize("name", sorted(_LIKELIHOODS))
+def test_negative_log_prob_is_minus_log_prob(name):
+    likelihood = _LIKELIHOODS[name](6)
+    params = torch.randn(50, 6 * likelihood.n_params_per_feature)
+    with torch.no_grad():
+        x = likelihood.sample(params, torch.Generator().manual_seed(0))
+    mask = torch.rand(50, 6, generator=torch.Generator().manual_seed(1)) < 0.7
+    with torch.no_grad():  # the likelihood's own parameters need no gradient
+        for m in (None, mask):
+            expected = -likelihood.log_prob(x, params, m)
+            assert_allclose(likelihood.negative_log_prob(x, params, m), expected)
+        assert not torch.equal(expected, -likelihood.log_prob(x, params))
+
+
+@pytest.mark.parametrize("name", sorted(_LIKELIHOODS))
 def test_seeded_sample_leaves_the_global_random_state_alone(name):
     likelihood = _LIKELIHOODS[name](3)
     params = torch.randn(50, 3 * likelihood.n_params_per_feature)
