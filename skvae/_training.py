@@ -617,25 +617,22 @@ class _VAENet(NeuralNet):
         return finite
 
     def train_step(self, batch, **fit_params):
-        """One optimizer step on a batch (skorch's, with hooks only where used).
+        """One optimizer step on a batch: skorch's, without the closure.
 
-        The first-order optimizers of the estimators evaluate the closure
-        once; ``on_grad_computed`` goes to the callbacks that implement it
-        (gradient averaging across processes, gradient clipping).
+        The estimators' optimizers (Adam, AdamW, RMSprop, SGD) evaluate the
+        loss once per step, so the gradients are computed first and the step
+        taken after, as in a plain loop; ``on_grad_computed`` goes to the
+        callbacks that implement it (gradient averaging across processes,
+        gradient clipping) in between.
         """
-        step = {}
-
-        def closure():
-            self._zero_grad_optimizer()
-            step.update(self.train_step_single(batch, **fit_params))
-            for callback in getattr(self, "_grad_hooks", ()):
-                parameters = TeeGenerator(self.get_all_learnable_params())
-                callback.on_grad_computed(
-                    self, named_parameters=parameters, batch=batch, training=True
-                )
-            return step["loss"]
-
-        self._step_optimizer(closure)
+        self._zero_grad_optimizer()
+        step = self.train_step_single(batch, **fit_params)
+        for callback in getattr(self, "_grad_hooks", ()):
+            parameters = TeeGenerator(self.get_all_learnable_params())
+            callback.on_grad_computed(
+                self, named_parameters=parameters, batch=batch, training=True
+            )
+        self._step_optimizer(None)
         return step
 
     def _set_training(self, training=True):
