@@ -130,11 +130,11 @@ def decomposition(X, epochs, rounds, device):
 # file name fragment); the cumulative time of each is divided by the batches.
 PARTS = [
     ("whole epoch loop", "run_single_epoch", "skvae"),
-    ("optimizer.step incl. closure", "step", "torch/optim/adam"),
-    ("  closure: forward+loss+backward", "closure", "skvae"),
-    ("    forward (net.infer)", "infer", "skorch"),
-    ("    backward", "backward", "torch/_tensor"),
-    ("    get_loss (the loss and its terms)", "get_loss", "skvae"),
+    ("forward+loss+backward (train_step_single)", "train_step_single", "skorch"),
+    ("  forward (net.infer)", "infer", "skorch"),
+    ("  get_loss (the loss and its terms)", "get_loss", "skvae"),
+    ("  backward", "backward", "torch/_tensor"),
+    ("optimizer.step", "step", "torch/optim/adam"),
     ("  Adam update", "adam", "torch/optim/adam"),
     ("Tensor.item calls", "item", "~"),
     ("epoch-end reads (.tolist)", "tolist", "~"),
