@@ -45,7 +45,7 @@ print((synthetic.dtypes == penguins.dtypes).all())
 # integers within the range seen, and categories keep their frequencies.
 numeric = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
 categorical = ["species", "island", "sex"]
-fig, axes = plt.subplots(2, 4, figsize=(13, 6))
+fig, axes = plt.subplots(2, 4, figsize=(13, 6), layout="constrained")
 for ax, column in zip(axes[0], numeric):
     bins = np.histogram_bin_edges(penguins[column].dropna(), bins=20)
     ax.hist(penguins[column].dropna(), bins=bins, alpha=0.5, label="real")
@@ -65,13 +65,14 @@ for ax, column in zip(axes[1], categorical):
         )
     ax.set_xticks(np.arange(len(levels)), levels)
     ax.set_title(column)
+axes[1, 3].axis("off")
 
 # %%
 # Relations between columns
 # -------------------------
 # The latent code carries what the columns share: bill and flipper lengths
 # per species, as in the real table.
-ax = axes[1, 3]
+fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
 colours = {"Adelie": "tab:orange", "Chinstrap": "tab:purple", "Gentoo": "tab:green"}
 for name, table, marker in [("real", penguins, "o"), ("synthetic", synthetic, "x")]:
     ax.scatter(
@@ -86,7 +87,6 @@ for name, table, marker in [("real", penguins, "o"), ("synthetic", synthetic, "x
 ax.set_xlabel("flipper_length_mm")
 ax.set_ylabel("bill_length_mm")
 ax.set_title("by species (o real, x synthetic)")
-fig.tight_layout()
 plt.show()
 
 # %%
