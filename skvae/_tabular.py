@@ -178,6 +178,10 @@ class ColumnTransform:
 
     @classmethod
     def from_json(cls, document):
+        document = dict(document)
+        if "clip" in document:  # as files written before "kind" named the map
+            clip = document.pop("clip")
+            document["kind"] = "normal_scores" if clip else "standardize"
         return cls(**document)
 
 

@@ -72,6 +72,14 @@ def test_normal_scores_are_an_increasing_map_with_its_inverse(values):
     )
 
 
+def test_transforms_saved_with_a_clip_flag_still_load():
+    for clip, kind in ((True, "normal_scores"), (False, "standardize")):
+        document = {"x_knots": [0.0, 1.0], "s_knots": [-1.0, 1.0], "clip": clip}
+        transform = ColumnTransform.from_json(document)
+        assert transform.kind == kind and transform.clip == clip
+        assert ColumnTransform.from_json(transform.to_json()).kind == kind
+
+
 def test_normal_scores_make_a_skewed_column_normal():
     values = np.random.RandomState(0).lognormal(sigma=1.5, size=5000)
     s = ColumnTransform.fit(values).transform(values)
