@@ -715,18 +715,29 @@ def _numeric(values):
 
 
 def _row_chunks(X, positions, max_entries=2**24):
-    """Float64 blocks of consecutive rows of the numeric columns ``positions``.
+    """Read-only float blocks of consecutive rows of the numeric columns
+    ``positions``: float64, or the array's own float dtype.
 
     Memory-mapped files are read one block at a time (and their pages
-    released), sparse matrices densified one block at a time.
+    released), sparse matrices densified one block at a time. The float
+    columns of an array in memory are scanned in place, without copies.
     """
     if isinstance(X, pd.DataFrame):
         yield np.column_stack([_numeric(X.iloc[:, i]) for i in positions])
         return
     rows = max(1, max_entries // max(1, X.shape[1]))
     every = len(positions) == X.shape[1]
+    in_place = (
+        every
+        and isinstance(X, np.ndarray)
+        and not isinstance(X, np.memmap)
+        and X.dtype.kind == "f"
+    )
     for start in range(0, X.shape[0], rows):
         block = X[start : start + rows]
+        if in_place:
+            yield block
+            continue
         block = block.toarray() if sp.issparse(block) else block
         block = np.array(block if every else block[:, positions], dtype=np.float64)
         if isinstance(X, np.memmap):
