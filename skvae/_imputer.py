@@ -299,24 +299,18 @@ class VAEImputer(TransformerMixin, _BaseVAE):
 
     def _fills(self, dataset):
         """Encoded values for every entry: posterior means, or a draw."""
+        fn, kwargs = posterior_mean, {}
         if self.sample_posterior:
             generator = torch.Generator().manual_seed(draw_seed(self._rng))
-            fills = self.net_.importance_sampled(
-                posterior_sample,
-                dataset,
-                self.n_impute_samples,
-                self._score_seed,
-                self._inference_rows,
-                generator=generator,
-            )
-        else:
-            fills = self.net_.importance_sampled(
-                posterior_mean,
-                dataset,
-                self.n_impute_samples,
-                self._score_seed,
-                self._inference_rows,
-            )
+            fn, kwargs = posterior_sample, {"generator": generator}
+        fills = self.net_.importance_sampled(
+            fn,
+            dataset,
+            self.n_impute_samples,
+            self._score_seed,
+            self._inference_rows,
+            **kwargs,
+        )
         return self._schema.decode(to_numpy(fills, np.float64))
 
     def _fill(self, X, missing, decoded):
