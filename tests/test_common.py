@@ -8,7 +8,7 @@ classic Bernoulli model (the Pipeline, GridSearchCV, clone and pickle tests of
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skvae import VAEOutlierDetector, VAETransformer
+from skvae import VAEImputer, VAEOutlierDetector, VAETransformer
 
 
 def _expected_failed_checks(estimator):
@@ -27,6 +27,7 @@ def _expected_failed_checks(estimator):
     [
         VAETransformer(max_epochs=2, random_state=0),
         VAEOutlierDetector(max_epochs=2, random_state=0),
+        VAEImputer(max_epochs=2, random_state=0),
     ],
     expected_failed_checks=_expected_failed_checks,
 )
