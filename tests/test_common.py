@@ -25,9 +25,9 @@ def _expected_failed_checks(estimator):
 
 @parametrize_with_checks(
     [
-        VAETransformer(max_epochs=2, random_state=0),
-        VAEOutlierDetector(max_epochs=2, random_state=0),
-        VAEImputer(max_epochs=2, random_state=0),
+        VAETransformer(random_state=0),
+        VAEOutlierDetector(random_state=0),
+        VAEImputer(random_state=0),
     ],
     expected_failed_checks=_expected_failed_checks,
 )
