@@ -75,7 +75,6 @@ class ColumnTransform:
         self.x_knots = np.asarray(x_knots, dtype=np.float64)
         self.s_knots = np.asarray(s_knots, dtype=np.float64)
         self.kind = kind
-        self.clip = kind == "normal_scores"
         if len(self.x_knots) == 1:  # a constant column: a shift
             self._spline = None
             self._ends = (1.0, 1.0)
@@ -140,6 +139,11 @@ class ColumnTransform:
         if self._spline is not None:
             slope[inside] = self._slope(x[inside])
         return np.log(slope)
+
+    @property
+    def clip(self):
+        """Whether ``inverse`` keeps values within the knots' range."""
+        return self.kind == "normal_scores"
 
     def inverse(self, s):
         """Values in the column's units (clipped to the knots' range if
