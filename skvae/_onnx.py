@@ -36,6 +36,8 @@ import torch
 from torch import nn
 
 from ._likelihoods import (
+    LOG_RATE_MAX,
+    LOG_RATE_MIN,
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
     GaussianLikelihood,
@@ -188,13 +190,11 @@ def register_onnx_converters():
 # --------------------------------------------------------------------------
 def _options(scope_or_container, model):
     """The conversion options given for ``model`` (defaults where none)."""
-    defaults = {"score_samples": False}
-    if _kind(model) == "imputer":  # no options
-        return defaults
-    try:
-        return scope_or_container.get_options(model, dict(defaults))
-    except (NotImplementedError, NameError):  # through the hooks: no options
-        return defaults
+    # fail=False: a model converted through the estimator's hooks, not
+    # registered with options, has none (skl2onnx has already refused any
+    # option given for it).
+    options = scope_or_container.get_options(model, fail=False) or {}
+    return {"score_samples": options.get("score_samples", False)}
 
 
 def _tensor_type(variable):
@@ -488,8 +488,13 @@ class _Splines(nn.Module):
         segment = torch.zeros_like(x, dtype=torch.int64)
         top = self.n_segments - 1
         for step in self.steps:
-            candidate = torch.clamp(segment + step, max=top)
-            take = self.starts[candidate + self.offsets] <= x
+            # Both bounds, so that the exported Clip omits no input.
+            candidate = torch.clamp(segment + step, 0, top)
+            index = candidate + self.offsets
+            # index_select keeps one copy of the table in the graph, where
+            # indexing would store one per step.
+            starts = self.starts.index_select(0, index.reshape(-1))
+            take = starts.reshape(index.shape) <= x
             segment = torch.where(take, candidate, segment)
         start, c0, c1, c2, c3 = self.table[segment + self.offsets].unbind(-1)
         dx = x - start
@@ -593,11 +598,11 @@ def _log_prob_elements(part, x, params):
     if isinstance(part, (GaussianLikelihood, HeteroscedasticGaussianLikelihood)):
         return part.log_prob_elements(x, params)
     if isinstance(part, PoissonLikelihood):
-        log_rate = params.clamp(-20.0, 20.0)
+        log_rate = params.clamp(LOG_RATE_MIN, LOG_RATE_MAX)
         return x * log_rate - torch.exp(log_rate)
     if isinstance(part, NegativeBinomialLikelihood):
         theta = part.inverse_dispersion
-        log_ratio = params.clamp(-20.0, 20.0) - torch.log(theta)
+        log_ratio = params.clamp(LOG_RATE_MIN, LOG_RATE_MAX) - torch.log(theta)
         softplus = nn.functional.softplus
         return -theta * softplus(log_ratio) - x * softplus(-log_ratio)
     raise ExportError(f"The {type(part).__name__} likelihood cannot be exported.")
@@ -1214,8 +1219,11 @@ def _embed(model, scope, container, inputs, outputs, prefix):
         node_inputs = list(node.input)
         while node_inputs and not node_inputs[-1]:  # omitted optional inputs
             node_inputs.pop()
-        if "" in node_inputs:
-            node_inputs = _fill_omitted(node, node_inputs, model, container, rename)
+        if "" in node_inputs:  # skl2onnx's topological sort needs every name
+            raise ExportError(
+                f"The exported graph has a {node.op_type} node with an omitted "
+                "input, which skvae does not embed."
+            )
         container.add_node(
             node.op_type,
             [rename(n) for n in node_inputs],
@@ -1229,29 +1237,3 @@ def _embed(model, scope, container, inputs, outputs, prefix):
         container.add_node(
             "Identity", [source], [target], name=scope.get_unique_operator_name(prefix)
         )
-
-
-def _fill_omitted(node, inputs, model, container, rename):
-    """``inputs`` of ``node`` with an omitted optional input in the middle
-    made explicit: skl2onnx's topological sort does not take empty names.
-    Only Clip's bound (``clamp`` with one bound) is written that way."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    if node.op_type != "Clip" or inputs[1] != "":
-        raise ExportError(
-            f"The exported graph has a {node.op_type} node with an omitted input, "
-            "which skvae does not embed."
-        )
-    inferred = onnx.shape_inference.infer_shapes(model)
-    graph = inferred.graph
-    types = {t.name: t.data_type for t in graph.initializer}
-    for info in (*graph.value_info, *graph.input, *graph.output):
-        types[info.name] = info.type.tensor_type.elem_type
-    dtype = helper.tensor_dtype_to_np_dtype(types[inputs[0]])
-    info = np.finfo(dtype) if np.issubdtype(dtype, np.floating) else np.iinfo(dtype)
-    name = f"{node.output[0]}_lowest"
-    container.initializers.append(
-        numpy_helper.from_array(np.array(info.min, dtype=dtype), rename(name))
-    )
-    return [inputs[0], name, *inputs[2:]]
