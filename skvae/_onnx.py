@@ -48,7 +48,7 @@ from ._likelihoods import (
 )
 from ._modules import VAEModule
 from ._training import gaussian_kl, log_prior_ratio
-from ._utils import _GOLDEN
+from ._utils import _MIX1, _MIX2, _golden_steps, _seed_key
 
 # The torch exporter writes opset 18 and newer.
 MIN_OPSET = 18
@@ -884,10 +884,6 @@ def _ndtri(p):
 # --------------------------------------------------------------------------
 # The uniforms of row_keyed_normal, in ONNX operators
 # --------------------------------------------------------------------------
-_MIX1 = 0xBF58476D1CE4E5B9
-_MIX2 = 0x94D049BB133111EB
-
-
 def _uniform_graph(n_features, n_uniforms, seed, opset):
     """ONNX model: float32 rows ``x`` to the uniforms of ``row_keyed_normal``.
 
@@ -973,9 +969,7 @@ def _uniform_graph(n_features, n_uniforms, seed, opset):
             "BitwiseXor", z, op("BitShift", z, const(31, np.uint64), direction="RIGHT")
         )
 
-    golden = int(_GOLDEN)
-    positions = (np.arange(1, n_features + 1, dtype=object) * golden) % 2**64
-    h = mix(op("Add", bits, const(positions.astype(np.uint64), np.uint64)))
+    h = mix(op("Add", bits, const(_golden_steps(n_features), np.uint64)))
     # The row's sum modulo 2^64, from exact float64 sums of its 32-bit halves.
     low = op("BitwiseAnd", h, const(0xFFFFFFFF, np.uint64))
     high = op("BitShift", h, const(32, np.uint64), direction="RIGHT")
@@ -992,10 +986,8 @@ def _uniform_graph(n_features, n_uniforms, seed, opset):
         ),
         op("Cast", low, to=TensorProto.UINT64),
     )
-    seed_key = int(_mix64_int((seed + golden) % 2**64))
-    key = op("BitwiseXor", mix(total), const(seed_key, np.uint64))
-    counters = (np.arange(1, n_uniforms + 1, dtype=object) * golden) % 2**64
-    h = mix(op("Add", key, const(counters.astype(np.uint64)[None, :], np.uint64)))
+    key = op("BitwiseXor", mix(total), const(_seed_key(seed), np.uint64))
+    h = mix(op("Add", key, const(_golden_steps(n_uniforms)[None, :], np.uint64)))
     top = op("BitShift", h, const(11, np.uint64), direction="RIGHT")
     u = op(
         "Mul",
@@ -1011,14 +1003,6 @@ def _uniform_graph(n_features, n_uniforms, seed, opset):
         inits,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-
-
-def _mix64_int(z):
-    """SplitMix64's finaliser on a Python int (for constants)."""
-    mask = 2**64 - 1
-    z = ((z ^ (z >> 30)) * _MIX1) & mask
-    z = ((z ^ (z >> 27)) * _MIX2) & mask
-    return z ^ (z >> 31)
 
 
 # --------------------------------------------------------------------------
