@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
 from skvae._likelihoods import (
     _LIKELIHOODS,
@@ -386,15 +386,35 @@ def test_blocks_of_likelihoods_are_their_parts_side_by_side():
         dim=1,
     )
     parts = likelihood.parts
-    expected = (
-        parts[0].log_prob(x[:, :2], params[:, :2])
-        + parts[1].log_prob(x[:, 2:5], params[:, 2:5])
-        + parts[2].log_prob(x[:, 5:], params[:, 5:])
+    # (features, parameters) of each block.
+    slices = [
+        (slice(0, 2), slice(0, 2)),
+        (slice(2, 5), slice(2, 5)),
+        (slice(5, 6), slice(5, 7)),
+    ]
+    expected = sum(
+        part.log_prob(x[:, f], params[:, p]) for part, (f, p) in zip(parts, slices)
     )
     assert_allclose(
         likelihood.log_prob(x, params).detach(), expected.detach(), rtol=1e-6
     )
-    assert likelihood.mean(params).shape == likelihood.sample(params).shape == (5, 6)
+    with torch.no_grad():
+        means = torch.cat(
+            [part.mean(params[:, p]) for part, (_, p) in zip(parts, slices)], 1
+        )
+        assert_allclose(likelihood.mean(params), means, rtol=1e-6)
+        # One generator, used by the blocks in order.
+        draws = likelihood.sample(params, torch.Generator().manual_seed(0))
+        generator = torch.Generator().manual_seed(0)
+        expected_draws = torch.cat(
+            [
+                part.sample(params[:, p], generator)
+                for part, (_, p) in zip(parts, slices)
+            ],
+            1,
+        )
+    assert draws.shape == (5, 6)
+    assert_array_equal(draws, expected_draws)
     # A single block is that likelihood alone, as in the classic model.
     assert type(make_likelihood((("bernoulli", 4),), 4)) is BernoulliLikelihood
     with pytest.raises(ValueError, match="cover 3 features"):

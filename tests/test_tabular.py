@@ -1,5 +1,6 @@
 """Tables: the column schema, and mixed-type DataFrames through the estimator."""
 
+import copy
 import pickle
 
 import numpy as np
@@ -280,6 +281,11 @@ def test_transformed_columns_have_a_floor_on_their_noise_scale(fitted_table):
     parts = fitted_table.net_.module_.likelihood.parts
     floors = [p for p in parts if isinstance(p, NormalScoresLikelihood)]
     assert floors and all(torch.all(p.scale >= 0.05) for p in floors)
+    # Driven as low as it goes, the scale stops at the floor.
+    part = copy.deepcopy(floors[0])
+    with torch.no_grad():
+        part.raw_scale.fill_(-50.0)
+    assert_allclose(part.scale.detach(), 0.05, rtol=1e-6)
     # The name stays "gaussian" to users.
     assert fitted_table.likelihoods_["size"] == "gaussian"
 
