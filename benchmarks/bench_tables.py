@@ -67,6 +67,7 @@ from _common import (
     load_summary,
     machine_summary,
     set_threads,
+    timed,
 )
 
 SEEDS = (0, 1, 2)
@@ -120,9 +121,7 @@ def run_skvae(table, metadata, seed, device, epochs, params):
     if epochs is not None:
         settings["max_epochs"] = epochs
     vae = VAETransformer(**{**settings, **params})
-    start = time.perf_counter()
-    vae.fit(table)
-    seconds = time.perf_counter() - start
+    _, seconds = timed(lambda: vae.fit(table), device)
     return vae.sample(len(table), random_state=seed), seconds, vae.n_iter_
 
 
@@ -139,9 +138,7 @@ def run_sdv(kind):
                 options["epochs"] = epochs
         synthesizer = getattr(single_table, f"{kind}Synthesizer")(metadata, **options)
         seed_globals(seed)
-        start = time.perf_counter()
-        synthesizer.fit({name: table})
-        seconds = time.perf_counter() - start
+        _, seconds = timed(lambda: synthesizer.fit({name: table}), device)
         synthesizer._set_random_state(seed)
         model = synthesizer._model  # CTGAN keeps its epochs as _epochs
         epochs_run = getattr(model, "epochs", getattr(model, "_epochs", None))
@@ -161,9 +158,7 @@ def run_ctgan_tvae(table, metadata, seed, device, epochs, params):
     model = TVAE(**options)
     model.set_random_state(seed)
     complete = table.dropna().reset_index(drop=True)
-    start = time.perf_counter()
-    model.fit(complete, discrete_columns=discrete)
-    seconds = time.perf_counter() - start
+    _, seconds = timed(lambda: model.fit(complete, discrete_columns=discrete), device)
     return model.sample(len(table)), seconds, model.epochs
 
 
@@ -241,7 +236,7 @@ def details_table(results, key, n_rows=None):
         m: {k: np.nanmean([r[key][k] for r in runs]) for k in runs[0][key]}
         for m, runs in results.items()
     }
-    first = means[methods[0]]
+    first = means.get("skvae", means[methods[0]])
     keys = sorted(first, key=lambda k: first[k] if not np.isnan(first[k]) else 2)
     rows = [
         [k if isinstance(k, str) else " x ".join(k)]

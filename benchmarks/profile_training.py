@@ -158,14 +158,15 @@ def profile(X, epochs, device):
 
     rows = []
     for label, name, where in PARTS:
-        # The caller-less totals of recursive functions are already in ct.
-        ct = sum(v[3] for k, v in entries.items() if k[2] == name and where in k[0])
         if where == "~":  # methods of C types: "<method 'item' of ...>"
             ct = sum(
                 v[3]
                 for k, v in entries.items()
                 if k[0] == "~" and f"method '{name}'" in k[2]
             )
+        else:
+            # The caller-less totals of recursive functions are already in ct.
+            ct = sum(v[3] for k, v in entries.items() if k[2] == name and where in k[0])
         rows.append(
             [label, C.fmt(1e6 * ct / n_batches), C.fmt(100 * ct / total, ".1f")]
         )
