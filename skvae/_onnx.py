@@ -278,7 +278,7 @@ def shape_calculator(operator):
         outputs[1].type = float_type([n_rows, 1])
         outputs = outputs[2:]
     elif kind == "imputer":
-        outputs[0].type = float_type([n_rows, _imputer_width(model)])
+        outputs[0].type = float_type([n_rows, len(model.get_feature_names_out())])
         outputs = outputs[1:]
     else:
         outputs[0].type = float_type([n_rows, model.n_components])
@@ -331,14 +331,6 @@ def _kind(model):
     if isinstance(model, VAEImputer):
         return "imputer"
     return "transformer"
-
-
-def _imputer_width(model):
-    keep = [c.width > 0 or model.keep_empty_features for c in model._schema.columns]
-    width = sum(keep)
-    if model.indicator_ is not None:
-        width += len(model.indicator_.features_)
-    return width
 
 
 # --------------------------------------------------------------------------
