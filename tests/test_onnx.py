@@ -278,6 +278,29 @@ def test_imputer_rounds_to_the_decimals_of_fit():
     assert_close(np.round(filled[:, 1], 2), filled[:, 1], rtol=0, atol=0)
 
 
+def test_imputer_fitted_on_a_dataframe():
+    # Integer and float32 columns: the graph takes the table's values as one
+    # float array and gives back what transform gives the DataFrame.
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(300, 3)) @ rng.normal(size=(3, 3))
+    frame = pd.DataFrame(
+        {
+            "count": pd.array(np.round(5 * np.abs(values[:, 0])), dtype="Int64"),
+            "size": values[:, 1].astype(np.float32),
+            "x": values[:, 2],
+        }
+    )
+    gaps = rng.random(frame.shape) < 0.2
+    frame = frame.mask(gaps)
+    imputer = VAEImputer(n_impute_samples=20, max_epochs=5, random_state=0).fit(frame)
+    X = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+    (filled,) = run(to_onnx(imputer, X[:1]), X)
+    expected = imputer.transform(frame).to_numpy(dtype=np.float64)
+    assert_close(filled, expected, rtol=1e-4)
+    assert_close(filled[~gaps], X[~gaps], rtol=0, atol=0)
+
+
 def test_imputer_missing_marker_and_counts():
     rng = np.random.default_rng(0)
     X = rng.poisson(3.0, size=(300, 4)).astype(float)
