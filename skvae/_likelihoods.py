@@ -235,6 +235,21 @@ class NormalScoresLikelihood(GaussianLikelihood):
     min_scale = 0.05
 
 
+class StandardizedHeteroscedasticLikelihood(HeteroscedasticGaussianLikelihood):
+    """``HeteroscedasticGaussianLikelihood`` of standardised columns.
+
+    What ``VAEImputer`` puts on numeric columns, which it standardises (unit
+    variance by construction). The floor on each entry's scale is 10 % of
+    that unit rather than 1 %: a value that many rows share exactly (a zero
+    in a column of optional ingredients, a common integer) would otherwise
+    earn ever more likelihood as its scale shrinks, which pulls training
+    towards pinning such values down and leaves the importance weights of
+    imputation resting on a few draws.
+    """
+
+    min_scale = 0.1
+
+
 def _continuous_bernoulli_log_norm(logits):
     """Log normalising constant of the continuous Bernoulli, from its logits.
 
@@ -534,4 +549,9 @@ _LIKELIHOODS = {
 }
 # Also those that the column schema chooses internally, never by name.
 NORMAL_SCORES = "gaussian_on_scores"
-_ALL_LIKELIHOODS = {**_LIKELIHOODS, NORMAL_SCORES: NormalScoresLikelihood}
+STANDARDIZED_HETEROSCEDASTIC = "gaussian_heteroscedastic_on_standardized"
+_ALL_LIKELIHOODS = {
+    **_LIKELIHOODS,
+    NORMAL_SCORES: NormalScoresLikelihood,
+    STANDARDIZED_HETEROSCEDASTIC: StandardizedHeteroscedasticLikelihood,
+}

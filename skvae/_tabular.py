@@ -19,7 +19,12 @@ from scipy.interpolate import CubicHermiteSpline
 from scipy.special import ndtr, ndtri
 
 from ._data import release_pages
-from ._likelihoods import _LIKELIHOODS, NORMAL_SCORES
+from ._likelihoods import (
+    _LIKELIHOODS,
+    NORMAL_SCORES,
+    STANDARDIZED_HETEROSCEDASTIC,
+    StandardizedHeteroscedasticLikelihood,
+)
 
 # Beyond this many categories a column is more likely an identifier than a
 # category, and its one-hot block would dominate the network's width.
@@ -44,6 +49,8 @@ CATEGORICAL = "categorical"
 AUTO = "auto"
 # An input column with no observed value in fit: not modelled, no features.
 EMPTY = "empty"
+# The floor on the noise scale of standardised heteroscedastic columns.
+STANDARDIZED_FLOOR = StandardizedHeteroscedasticLikelihood.min_scale
 
 
 class ColumnTransform:
@@ -240,6 +247,12 @@ class Column:
         are N(0, 1) like those of a continuous column rather than a few point
         masses that a Gaussian cannot fit; outputs are the level whose
         interval holds the internal value.
+    scale_floor : float or None
+        For a standardised column with a heteroscedastic Gaussian likelihood
+        (``VAEImputer``'s), the floor on its noise scale on the internal
+        scale: that of ``StandardizedHeteroscedasticLikelihood``. None
+        otherwise, and in files written before that likelihood existed, whose
+        columns keep the floor they were trained with.
     """
 
     name: object
@@ -253,6 +266,7 @@ class Column:
     decimals: int = None
     levels: list = None
     cuts: list = None
+    scale_floor: float = None
     start: int = field(default=0, repr=False)
 
     @property
@@ -280,6 +294,8 @@ class Column:
         if self.levels is not None:
             document["levels"] = [float(v) for v in self.levels]
             document["cuts"] = [float(c) for c in self.cuts]
+        if self.scale_floor is not None:
+            document["scale_floor"] = float(self.scale_floor)
         return document
 
     @classmethod
@@ -324,7 +340,8 @@ class ColumnSchema:
     def blocks(self):
         """``((likelihood name, n_features), ...)``: runs of features that one
         likelihood covers, in encoded order; a categorical column is one run,
-        and transformed Gaussian columns are ``NORMAL_SCORES``.
+        and transformed Gaussian columns are ``NORMAL_SCORES`` or, with a
+        ``scale_floor``, ``STANDARDIZED_HETEROSCEDASTIC``.
         """
         blocks = []
         for column in self.columns:
@@ -334,6 +351,8 @@ class ColumnSchema:
             transform = column.transform
             if name == "gaussian" and transform and transform.kind == "normal_scores":
                 name = NORMAL_SCORES  # its floor on the scale suits unit variance
+            elif name == "gaussian_heteroscedastic" and column.scale_floor is not None:
+                name = STANDARDIZED_HETEROSCEDASTIC  # as NORMAL_SCORES
             if blocks and blocks[-1][0] == name and not column.categorical:
                 blocks[-1][1] += column.width
             else:
@@ -603,6 +622,8 @@ def fit_schema(
                 column.decimals = _decimals(values, dtype)
                 if transform.kind == "normal_scores":  # cuts are normal scores
                     column.levels, column.cuts = _levels(values, dtype)
+                elif chosen == "gaussian_heteroscedastic":
+                    column.scale_floor = STANDARDIZED_FLOOR
                 columns.append(column)
                 continue
         _check_magnitude(name, ranges[i])

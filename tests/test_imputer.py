@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from numpy.testing import assert_array_equal
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -159,3 +160,31 @@ def test_save_and_load(imputer, correlated, tmp_path):
     imputer.save(tmp_path / "i.safetensors")
     loaded = VAEImputer.load(tmp_path / "i.safetensors")
     assert_array_equal(loaded.transform(X_gaps), imputer.transform(X_gaps))
+
+
+def test_the_noise_scale_stops_at_a_tenth_of_a_standard_deviation(imputer):
+    from skvae._likelihoods import StandardizedHeteroscedasticLikelihood
+
+    likelihood = imputer.net_.module_.likelihood
+    assert isinstance(likelihood, StandardizedHeteroscedasticLikelihood)
+    raw = torch.full((1, 12), -50.0)  # 6 means, then 6 raw scales
+    _, scale = likelihood._split(raw)
+    np.testing.assert_allclose(scale, 0.1, rtol=1e-6)
+    assert set(imputer.likelihoods_.values()) == {"gaussian_heteroscedastic"}
+
+
+def test_a_schema_saved_without_the_floor_keeps_the_floor_it_was_trained_with(
+    imputer,
+):
+    from skvae._tabular import ColumnSchema
+
+    document = imputer._schema.to_json()
+    assert {c["scale_floor"] for c in document["columns"]} == {0.1}
+    assert ColumnSchema.from_json(document).blocks == (
+        ("gaussian_heteroscedastic_on_standardized", 6),
+    )
+    for column in document["columns"]:
+        del column["scale_floor"]
+    assert ColumnSchema.from_json(document).blocks == (
+        ("gaussian_heteroscedastic", 6),
+    )
