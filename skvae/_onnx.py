@@ -307,10 +307,10 @@ def converter(scope, operator, container):
     plan = _Plan(model, dtype, score=score, impute=kind == "imputer")
     graphs = _Graphs(scope, container, opset, plan)
     prepared = graphs.prepare(source, slopes=score)
-    if kind == "transformer":
+    if kind == "transformer" and score:
+        graphs.score(prepared, outputs[1], codes=outputs[0])
+    elif kind == "transformer":
         graphs.run(_EncodeGraph(plan), prepared[:2], [outputs[0]], "encode")
-        if score:
-            graphs.score(prepared, outputs[1])
     elif kind == "detector":
         if len(outputs) > 2:
             score_name = outputs[2]
@@ -633,11 +633,14 @@ class _Draws(nn.Module):
 
 
 class _ScoreGraph(_Draws):
-    """``score_samples``: ``log_marginal_likelihood`` plus the log-slopes."""
+    """``score_samples``: ``log_marginal_likelihood`` plus the log-slopes;
+    with ``codes``, the posterior means (``transform``) first, from the same
+    run of the encoder."""
 
-    def __init__(self, plan):
+    def __init__(self, plan, codes=False):
         super().__init__(plan)
         self.dtype = plan.dtype
+        self.codes = codes
 
     def forward(self, x, observed, uniform, log_slope):
         z_mean, z_logvar, z, _, log_px_z = self.draws(x, observed, uniform)
@@ -649,7 +652,10 @@ class _ScoreGraph(_Draws):
             total = torch.exp(log_w - top).sum(dim=0)
             log_px = top + torch.log(total) - math.log(self.n_draws)
         score = log_px.to(torch.float64) + log_slope
-        return score.to(self.dtype).unsqueeze(1)
+        score = score.to(self.dtype).unsqueeze(1)
+        if self.codes:
+            return z_mean.to(self.dtype), score
+        return score
 
 
 class _ImputeGraph(_Draws):
@@ -1104,10 +1110,14 @@ class _Graphs:
         self.examples[name] = torch.full((2, n_uniforms), 0.5, dtype=torch.float64)
         return name
 
-    def score(self, prepared, output):
+    def score(self, prepared, output, codes=None):
+        """Embed ``_ScoreGraph`` writing ``output``, and the posterior means
+        to ``codes`` if given."""
         x, observed, log_slope = prepared
         u = self.uniforms(x)
-        self.run(_ScoreGraph(self.plan), [x, observed, u, log_slope], [output], "score")
+        graph = _ScoreGraph(self.plan, codes=codes is not None)
+        outputs = [output] if codes is None else [codes, output]
+        self.run(graph, [x, observed, u, log_slope], outputs, "score")
 
     def impute(self, source, prepared, output):
         x, observed, _ = prepared

@@ -212,6 +212,22 @@ def test_score_samples(likelihood, n_score_samples):
             assert_close(scores[:, 0], vae.score_samples(rows[:n]))
 
 
+def test_transform_and_score_samples_share_one_encoder():
+    """The graph holds the encoder's weights once, not once per output."""
+    from onnx import numpy_helper
+
+    X = random_data("gaussian")
+    vae = VAETransformer(likelihood="gaussian", max_epochs=2, random_state=0).fit(X)
+    options = {VAETransformer: {"score_samples": True}}
+    onx = to_onnx(vae, X[:1].astype(np.float32), options=options)
+    first = vae.net_.module_.encoder.hidden[0].weight.detach().numpy()
+    arrays = [numpy_helper.to_array(t) for t in onx.graph.initializer]
+    copies = [
+        a for a in arrays if np.array_equal(a, first) or np.array_equal(a, first.T)
+    ]
+    assert len(copies) == 1
+
+
 @pytest.mark.parametrize("likelihood", ["poisson", "negative_binomial"])
 def test_score_samples_with_lgamma_is_refused(likelihood):
     X = random_data(likelihood)
