@@ -185,6 +185,4 @@ def test_a_schema_saved_without_the_floor_keeps_the_floor_it_was_trained_with(
     )
     for column in document["columns"]:
         del column["scale_floor"]
-    assert ColumnSchema.from_json(document).blocks == (
-        ("gaussian_heteroscedastic", 6),
-    )
+    assert ColumnSchema.from_json(document).blocks == (("gaussian_heteroscedastic", 6),)
