@@ -95,6 +95,14 @@ class Likelihood(nn.Module, abc.ABC):
     def log_prob_elements(self, x, params):
         """Log-density of each entry of ``x``, shape ``(batch, n_features)``."""
 
+    def log_kernel_elements(self, x, params):
+        """``log_prob_elements`` up to the terms that no decoder output enters
+        (such as ``lgamma`` of counts): enough for importance weights
+        normalised over draws of the code, where those terms cancel, and
+        written with operators that ONNX has. The log-density itself unless
+        a likelihood has such terms."""
+        return self.log_prob_elements(x, params)
+
     def log_prob(self, x, params, mask=None):
         """Log-density of ``x`` summed over features, shape ``(batch,)``.
 
@@ -107,6 +115,10 @@ class Likelihood(nn.Module, abc.ABC):
             Observed entries; the others (missing values) add nothing.
         """
         return _masked_sum(self.log_prob_elements(x, params), mask)
+
+    def log_kernel(self, x, params, mask=None):
+        """``log_kernel_elements`` summed as ``log_prob`` sums."""
+        return _masked_sum(self.log_kernel_elements(x, params), mask)
 
     def negative_log_prob(self, x, params, mask=None):
         """``-log_prob(x, params, mask)``: the reconstruction term of the loss."""
@@ -336,9 +348,12 @@ class PoissonLikelihood(Likelihood):
         """Poisson rates from the decoder outputs, shape of ``params``."""
         return torch.exp(params.clamp(LOG_RATE_MIN, LOG_RATE_MAX))
 
-    def log_prob_elements(self, x, params):
+    def log_kernel_elements(self, x, params):
         log_rate = params.clamp(LOG_RATE_MIN, LOG_RATE_MAX)
-        return x * log_rate - torch.exp(log_rate) - torch.lgamma(x + 1)
+        return x * log_rate - torch.exp(log_rate)
+
+    def log_prob_elements(self, x, params):
+        return self.log_kernel_elements(x, params) - torch.lgamma(x + 1)
 
     def mean(self, params):
         return self.rate(params)
@@ -391,10 +406,19 @@ class NegativeBinomialLikelihood(Likelihood):
         """Per-feature inverse dispersion ``theta``, shape ``(n_features,)``."""
         return F.softplus(self.raw_inverse_dispersion) + self.min_inverse_dispersion
 
-    def log_prob_elements(self, x, params):
+    def _log_ratio(self, params):
+        """``log(mean / theta)``, and ``theta``."""
         theta = self.inverse_dispersion
         log_mean = params.clamp(LOG_RATE_MIN, LOG_RATE_MAX)
-        log_ratio = log_mean - torch.log(theta)
+        return log_mean - torch.log(theta), theta
+
+    def log_kernel_elements(self, x, params):
+        # The terms of log_prob_elements with the mean in them.
+        log_ratio, theta = self._log_ratio(params)
+        return -theta * F.softplus(log_ratio) - x * F.softplus(-log_ratio)
+
+    def log_prob_elements(self, x, params):
+        log_ratio, theta = self._log_ratio(params)
         # With p = mean / (mean + theta): theta log(1 - p) = -theta
         # softplus(log_ratio) and x log(p) = -x softplus(-log_ratio). The
         # softplus form keeps the first term accurate when theta >> mean,
@@ -487,6 +511,15 @@ class BlockLikelihood(Likelihood):
         return torch.cat(
             [
                 part.log_prob_elements(x[..., features], params[..., outputs])
+                for part, (features, outputs) in zip(self.parts, self._slices)
+            ],
+            dim=-1,
+        )
+
+    def log_kernel_elements(self, x, params):
+        return torch.cat(
+            [
+                part.log_kernel_elements(x[..., features], params[..., outputs])
                 for part, (features, outputs) in zip(self.parts, self._slices)
             ],
             dim=-1,

@@ -36,18 +36,13 @@ import torch
 from torch import nn
 
 from ._likelihoods import (
-    LOG_RATE_MAX,
-    LOG_RATE_MIN,
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
     GaussianLikelihood,
     HeteroscedasticGaussianLikelihood,
-    NegativeBinomialLikelihood,
-    PoissonLikelihood,
-    _continuous_bernoulli_log_norm,
 )
 from ._modules import VAEModule
-from ._training import gaussian_kl, log_prior_ratio
+from ._training import importance_draws, marginal_of_draws, posterior_mean
 from ._utils import _MIX1, _MIX2, _golden_steps, _seed_key
 
 # The torch exporter writes opset 18 and newer.
@@ -365,11 +360,10 @@ class _Plan:
                 "subclass, which the ONNX export needs."
             )
         self.module = module
-        self.likelihood_parts = _likelihood_parts(module.likelihood)
         if score:
             names = {
                 _likelihood_name(part)
-                for part, _ in self.likelihood_parts
+                for part in getattr(module.likelihood, "parts", [module.likelihood])
                 if not isinstance(part, _SCORED)
             }
             if names:
@@ -410,14 +404,6 @@ class _Plan:
             self.n_draws = model.n_score_samples
         if impute:
             self.n_draws = model.n_impute_samples
-
-
-def _likelihood_parts(likelihood):
-    """``[(likelihood, slice of features)]`` of a (block) likelihood."""
-    parts = getattr(likelihood, "parts", None)
-    if parts is None:
-        return [(likelihood, (slice(None), slice(None)))]
-    return list(zip(parts, likelihood._slices))
 
 
 def _likelihood_name(part):
@@ -577,59 +563,22 @@ class _EncodeGraph(nn.Module):
         return z_mean.to(self.dtype)
 
 
-def _log_prob_elements(part, x, params):
-    """Per-entry log-density, written with operators that ONNX has (and
-    without the terms of Poisson and negative binomial that depend on x
-    only, which cancel in the imputer's normalised weights)."""
-    if isinstance(part, (BernoulliLikelihood, ContinuousBernoulliLikelihood)):
-        # binary_cross_entropy_with_logits, in its stable form.
-        bce = params.clamp(min=0) - params * x + nn.functional.softplus(-params.abs())
-        if isinstance(part, BernoulliLikelihood):
-            return -bce
-        return _continuous_bernoulli_log_norm(params) - bce
-    if isinstance(part, (GaussianLikelihood, HeteroscedasticGaussianLikelihood)):
-        return part.log_prob_elements(x, params)
-    if isinstance(part, PoissonLikelihood):
-        log_rate = params.clamp(LOG_RATE_MIN, LOG_RATE_MAX)
-        return x * log_rate - torch.exp(log_rate)
-    if isinstance(part, NegativeBinomialLikelihood):
-        theta = part.inverse_dispersion
-        log_ratio = params.clamp(LOG_RATE_MIN, LOG_RATE_MAX) - torch.log(theta)
-        softplus = nn.functional.softplus
-        return -theta * softplus(log_ratio) - x * softplus(-log_ratio)
-    raise ExportError(f"The {type(part).__name__} likelihood cannot be exported.")
-
-
 class _Draws(nn.Module):
-    """Importance draws of prepared rows: ``importance_draws`` of skvae, from
-    the uniforms of ``row_keyed_normal``."""
+    """Importance draws of prepared rows: skvae's own functions, on standard
+    normal draws made from the uniforms of ``row_keyed_normal``."""
 
     def __init__(self, plan):
         super().__init__()
         self.module = plan.module
-        self.parts = plan.likelihood_parts
         self.missing = plan.model.missing_values is not None
         self.n_draws = plan.n_draws
 
-    def draws(self, x, observed, uniform):
-        module = self.module
-        n_rows = x.shape[0]
-        n_components = module.n_components
+    def eps(self, x, uniform):
+        """The draws, shape ``(n_draws, n_rows, n_components)``."""
+        n_components = self.module.n_components
         eps = _ndtri(uniform).to(torch.float32)
-        eps = eps.reshape(n_rows, self.n_draws, n_components).transpose(0, 1)
-        z_mean, z_logvar = module.encode(x, observed if self.missing else None)
-        z = z_mean + torch.exp(0.5 * z_logvar) * eps
-        params = module.decoder(z.reshape(self.n_draws * n_rows, n_components))
-        params = params.reshape(self.n_draws, n_rows, -1)
-        terms = torch.cat(
-            [
-                _log_prob_elements(part, x[..., f], params[..., p])
-                for part, (f, p) in self.parts
-            ],
-            dim=-1,
-        )
-        log_px_z = torch.where(observed, terms, 0.0).sum(dim=-1)
-        return z_mean, z_logvar, z, params, log_px_z
+        eps = eps.reshape(x.shape[0], self.n_draws, n_components)
+        return eps.transpose(0, 1)
 
 
 class _ScoreGraph(_Draws):
@@ -643,18 +592,13 @@ class _ScoreGraph(_Draws):
         self.codes = codes
 
     def forward(self, x, observed, uniform, log_slope):
-        z_mean, z_logvar, z, _, log_px_z = self.draws(x, observed, uniform)
-        if self.n_draws == 1:
-            log_px = log_px_z[0] - gaussian_kl(z_mean, z_logvar)
-        else:
-            log_w = log_px_z + log_prior_ratio(z, z_mean, z_logvar)
-            top = log_w.max(dim=0).values
-            total = torch.exp(log_w - top).sum(dim=0)
-            log_px = top + torch.log(total) - math.log(self.n_draws)
+        mask = observed if self.missing else None
+        draws = importance_draws(self.module, x, self.eps(x, uniform), mask)
+        log_px = marginal_of_draws(draws)
         score = log_px.to(torch.float64) + log_slope
         score = score.to(self.dtype).unsqueeze(1)
         if self.codes:
-            return z_mean.to(self.dtype), score
+            return draws.z_mean.to(self.dtype), score
         return score
 
 
@@ -732,10 +676,8 @@ class _ImputeGraph(_Draws):
         self.drop = not all(keep)
 
     def forward(self, X, x, observed, uniform):
-        z_mean, z_logvar, z, params, log_px_z = self.draws(x, observed, uniform)
-        log_w = log_px_z + log_prior_ratio(z, z_mean, z_logvar)
-        weights = torch.softmax(log_w, dim=0).unsqueeze(-1)
-        fills = (weights * self.module.likelihood.mean(params)).sum(dim=0)
+        mask = observed if self.missing else None
+        fills = posterior_mean(self.module, x, self.eps(x, uniform), mask)
         decoded = self.offset + self.scale * fills.to(torch.float64)
         if len(self.rounded):
             values = decoded.index_select(1, self.rounded)

@@ -122,13 +122,14 @@ def negative_iwae(output, x, likelihood, kl_weight=1.0, mask=None):
 class Draws(NamedTuple):
     """K codes drawn from q(z | x) for a batch, decoded and weighted."""
 
+    z_mean: torch.Tensor  # (batch, n_components): the posterior means
     params: torch.Tensor  # (K, batch, n_params): decoder outputs
     log_px_z: torch.Tensor  # (K, batch): log p(x | z_k), observed entries
     log_w: torch.Tensor  # (K, batch): log p(x, z_k) / q(z_k | x)
     kl: torch.Tensor  # (batch,): closed-form KL(q(z | x) || p(z))
 
 
-def importance_draws(module, x, eps, mask=None):
+def importance_draws(module, x, eps, mask=None, kernel=False):
     """Draw z_k = mean + std * eps_k from q(z | x), decode and weight them.
 
     Parameters
@@ -139,6 +140,10 @@ def importance_draws(module, x, eps, mask=None):
         Standard normal draws.
     mask : bool Tensor of shape (batch, n_features) or None
         Observed entries: the weights are then those of the observed part.
+    kernel : bool, default=False
+        Leave out of ``log_px_z`` and ``log_w`` the terms that no decoder
+        output enters (``Likelihood.log_kernel_elements``): the weights
+        normalised over the draws stay the same.
 
     Returns
     -------
@@ -152,9 +157,11 @@ def importance_draws(module, x, eps, mask=None):
     x_rep = x.expand(n_draws, *x.shape)
     if mask is not None:
         mask = mask.expand(n_draws, *mask.shape)
-    log_px_z = module.likelihood.log_prob(x_rep, params, mask)
+    likelihood = module.likelihood
+    log_density = likelihood.log_kernel if kernel else likelihood.log_prob
+    log_px_z = log_density(x_rep, params, mask)
     log_w = log_px_z + log_prior_ratio(z, z_mean, z_logvar)
-    return Draws(params, log_px_z, log_w, gaussian_kl(z_mean, z_logvar))
+    return Draws(z_mean, params, log_px_z, log_w, gaussian_kl(z_mean, z_logvar))
 
 
 def log_marginal_likelihood(module, x, eps, mask=None):
@@ -168,7 +175,11 @@ def log_marginal_likelihood(module, x, eps, mask=None):
     -------
     log_px : Tensor of shape (batch,)
     """
-    draws = importance_draws(module, x, eps, mask)
+    return marginal_of_draws(importance_draws(module, x, eps, mask))
+
+
+def marginal_of_draws(draws):
+    """``log_marginal_likelihood`` of the ``Draws`` of a batch."""
     if len(draws.log_w) == 1:
         return draws.log_px_z[0] - draws.kl
     return torch.logsumexp(draws.log_w, dim=0) - math.log(len(draws.log_w))
@@ -179,13 +190,14 @@ def posterior_mean(module, x, eps, mask=None):
 
     Each draw's likelihood mean, weighted by p(x_obs, z_k) / q(z_k | x_obs)
     normalised over the draws (the MIWAE imputation of Mattei and Frellsen,
-    2019). Arguments as for ``importance_draws``.
+    2019), for which the likelihood's kernel is enough. Arguments as for
+    ``importance_draws``.
 
     Returns
     -------
     mean : Tensor of shape (batch, n_features)
     """
-    draws = importance_draws(module, x, eps, mask)
+    draws = importance_draws(module, x, eps, mask, kernel=True)
     weights = torch.softmax(draws.log_w, dim=0).unsqueeze(-1)
     return (weights * module.likelihood.mean(draws.params)).sum(dim=0)
 
@@ -198,7 +210,7 @@ def posterior_sample(module, x, eps, mask=None, generator=None):
     -------
     sample : Tensor of shape (batch, n_features)
     """
-    draws = importance_draws(module, x, eps, mask)
+    draws = importance_draws(module, x, eps, mask, kernel=True)
     weights = torch.softmax(draws.log_w, dim=0).T  # (batch, K)
     pick = torch.multinomial(weights, 1, generator=generator).squeeze(-1)
     params = draws.params[pick, torch.arange(len(pick), device=pick.device)]

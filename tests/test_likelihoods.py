@@ -232,6 +232,28 @@ def test_negative_log_prob_is_minus_log_prob(name):
 
 
 @pytest.mark.parametrize("name", sorted(_LIKELIHOODS))
+def test_the_kernel_leaves_out_only_terms_without_decoder_outputs(name):
+    """log_prob - log_kernel is the same for any decoder output: importance
+    weights normalised over draws of the code are those of the density."""
+    likelihood = _LIKELIHOODS[name](6).double()
+    generator = torch.Generator().manual_seed(0)
+    params = torch.randn(2, 40, 6 * likelihood.n_params_per_feature).double()
+    with torch.no_grad():
+        for parameter in likelihood.parameters():  # theta != 1, where the
+            parameter.fill_(2.0)  # negative binomial's lgamma terms cancel
+        x = likelihood.sample(params[0], generator).expand(2, -1, -1)
+        mask = torch.rand(40, 6, generator=generator) < 0.7
+        rest = likelihood.log_prob(x, params, mask) - likelihood.log_kernel(
+            x, params, mask
+        )
+    assert_allclose(rest[0], rest[1], rtol=1e-9, atol=1e-9)
+    if name in ("poisson", "negative_binomial"):
+        assert rest.abs().max() > 1  # the lgamma terms, left out
+    else:
+        assert torch.equal(rest, torch.zeros_like(rest))
+
+
+@pytest.mark.parametrize("name", sorted(_LIKELIHOODS))
 def test_seeded_sample_leaves_the_global_random_state_alone(name):
     likelihood = _LIKELIHOODS[name](3)
     params = torch.randn(50, 3 * likelihood.n_params_per_feature)
