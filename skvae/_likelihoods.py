@@ -259,6 +259,8 @@ class StandardizedHeteroscedasticLikelihood(HeteroscedasticGaussianLikelihood):
     imputation resting on a few draws.
     """
 
+    # Saved models name this variant, not its floor: another floor needs a
+    # variant of its own, so that they keep theirs.
     min_scale = 0.1
 
 

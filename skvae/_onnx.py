@@ -573,12 +573,14 @@ class _Draws(nn.Module):
         self.missing = plan.model.missing_values is not None
         self.n_draws = plan.n_draws
 
-    def eps(self, x, uniform):
-        """The draws, shape ``(n_draws, n_rows, n_components)``."""
+    def inputs(self, x, observed, uniform):
+        """The standard normal draws, shape ``(n_draws, n_rows,
+        n_components)``, and the mask of observed entries (None for a model
+        without missing values): the arguments of skvae's functions."""
         n_components = self.module.n_components
         eps = _ndtri(uniform).to(torch.float32)
         eps = eps.reshape(x.shape[0], self.n_draws, n_components)
-        return eps.transpose(0, 1)
+        return eps.transpose(0, 1), observed if self.missing else None
 
 
 class _ScoreGraph(_Draws):
@@ -592,8 +594,8 @@ class _ScoreGraph(_Draws):
         self.codes = codes
 
     def forward(self, x, observed, uniform, log_slope):
-        mask = observed if self.missing else None
-        draws = importance_draws(self.module, x, self.eps(x, uniform), mask)
+        eps, mask = self.inputs(x, observed, uniform)
+        draws = importance_draws(self.module, x, eps, mask)
         log_px = marginal_of_draws(draws)
         score = log_px.to(torch.float64) + log_slope
         score = score.to(self.dtype).unsqueeze(1)
@@ -676,8 +678,8 @@ class _ImputeGraph(_Draws):
         self.drop = not all(keep)
 
     def forward(self, X, x, observed, uniform):
-        mask = observed if self.missing else None
-        fills = posterior_mean(self.module, x, self.eps(x, uniform), mask)
+        eps, mask = self.inputs(x, observed, uniform)
+        fills = posterior_mean(self.module, x, eps, mask)
         decoded = self.offset + self.scale * fills.to(torch.float64)
         if len(self.rounded):
             values = decoded.index_select(1, self.rounded)

@@ -19,12 +19,7 @@ from scipy.interpolate import CubicHermiteSpline
 from scipy.special import ndtr, ndtri
 
 from ._data import release_pages
-from ._likelihoods import (
-    _LIKELIHOODS,
-    NORMAL_SCORES,
-    STANDARDIZED_HETEROSCEDASTIC,
-    StandardizedHeteroscedasticLikelihood,
-)
+from ._likelihoods import _LIKELIHOODS, NORMAL_SCORES, STANDARDIZED_HETEROSCEDASTIC
 
 # Beyond this many categories a column is more likely an identifier than a
 # category, and its one-hot block would dominate the network's width.
@@ -49,8 +44,6 @@ CATEGORICAL = "categorical"
 AUTO = "auto"
 # An input column with no observed value in fit: not modelled, no features.
 EMPTY = "empty"
-# The floor on the noise scale of standardised heteroscedastic columns.
-STANDARDIZED_FLOOR = StandardizedHeteroscedasticLikelihood.min_scale
 
 
 class ColumnTransform:
@@ -247,12 +240,12 @@ class Column:
         are N(0, 1) like those of a continuous column rather than a few point
         masses that a Gaussian cannot fit; outputs are the level whose
         interval holds the internal value.
-    scale_floor : float or None
-        For a standardised column with a heteroscedastic Gaussian likelihood
-        (``VAEImputer``'s), the floor on its noise scale on the internal
-        scale: that of ``StandardizedHeteroscedasticLikelihood``. None
-        otherwise, and in files written before that likelihood existed, whose
-        columns keep the floor they were trained with.
+    unit_floor : bool
+        Whether a standardised column with a heteroscedastic Gaussian
+        likelihood (``VAEImputer``'s) has the floor on its noise scale of a
+        unit-variance column, ``StandardizedHeteroscedasticLikelihood``.
+        False in files written before that likelihood existed, whose columns
+        keep the floor they were trained with.
     """
 
     name: object
@@ -266,7 +259,7 @@ class Column:
     decimals: int = None
     levels: list = None
     cuts: list = None
-    scale_floor: float = None
+    unit_floor: bool = False
     start: int = field(default=0, repr=False)
 
     @property
@@ -294,8 +287,8 @@ class Column:
         if self.levels is not None:
             document["levels"] = [float(v) for v in self.levels]
             document["cuts"] = [float(c) for c in self.cuts]
-        if self.scale_floor is not None:
-            document["scale_floor"] = float(self.scale_floor)
+        if self.unit_floor:
+            document["unit_floor"] = True
         return document
 
     @classmethod
@@ -341,7 +334,7 @@ class ColumnSchema:
         """``((likelihood name, n_features), ...)``: runs of features that one
         likelihood covers, in encoded order; a categorical column is one run,
         and transformed Gaussian columns are ``NORMAL_SCORES`` or, with a
-        ``scale_floor``, ``STANDARDIZED_HETEROSCEDASTIC``.
+        ``unit_floor``, ``STANDARDIZED_HETEROSCEDASTIC``.
         """
         blocks = []
         for column in self.columns:
@@ -351,7 +344,7 @@ class ColumnSchema:
             transform = column.transform
             if name == "gaussian" and transform and transform.kind == "normal_scores":
                 name = NORMAL_SCORES  # its floor on the scale suits unit variance
-            elif name == "gaussian_heteroscedastic" and column.scale_floor is not None:
+            elif name == "gaussian_heteroscedastic" and column.unit_floor:
                 name = STANDARDIZED_HETEROSCEDASTIC  # as NORMAL_SCORES
             if blocks and blocks[-1][0] == name and not column.categorical:
                 blocks[-1][1] += column.width
@@ -623,7 +616,7 @@ def fit_schema(
                 if transform.kind == "normal_scores":  # cuts are normal scores
                     column.levels, column.cuts = _levels(values, dtype)
                 elif chosen == "gaussian_heteroscedastic":
-                    column.scale_floor = STANDARDIZED_FLOOR
+                    column.unit_floor = True
                 columns.append(column)
                 continue
         _check_magnitude(name, ranges[i])
