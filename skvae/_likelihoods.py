@@ -509,40 +509,29 @@ class BlockLikelihood(Likelihood):
     def n_params(self):
         return sum(part.n_params for part in self.parts)
 
-    def log_prob_elements(self, x, params):
+    def _joined(self, call):
+        """``call(part, features, outputs)`` of each block, side by side."""
         return torch.cat(
-            [
-                part.log_prob_elements(x[..., features], params[..., outputs])
-                for part, (features, outputs) in zip(self.parts, self._slices)
-            ],
+            [call(part, *slices) for part, slices in zip(self.parts, self._slices)],
             dim=-1,
+        )
+
+    def log_prob_elements(self, x, params):
+        return self._joined(
+            lambda part, f, o: part.log_prob_elements(x[..., f], params[..., o])
         )
 
     def log_kernel_elements(self, x, params):
-        return torch.cat(
-            [
-                part.log_kernel_elements(x[..., features], params[..., outputs])
-                for part, (features, outputs) in zip(self.parts, self._slices)
-            ],
-            dim=-1,
+        return self._joined(
+            lambda part, f, o: part.log_kernel_elements(x[..., f], params[..., o])
         )
 
     def mean(self, params):
-        return torch.cat(
-            [
-                part.mean(params[..., o])
-                for part, (_, o) in zip(self.parts, self._slices)
-            ],
-            dim=-1,
-        )
+        return self._joined(lambda part, _, o: part.mean(params[..., o]))
 
     def sample(self, params, generator=None):
-        return torch.cat(
-            [
-                part.sample(params[..., o], generator=generator)
-                for part, (_, o) in zip(self.parts, self._slices)
-            ],
-            dim=-1,
+        return self._joined(
+            lambda part, _, o: part.sample(params[..., o], generator=generator)
         )
 
 
