@@ -16,6 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ._data import BatchIterator, InMemoryDataset
+from ._threads import choose_threads, thread_count
 from ._utils import process_group, row_keyed_normal
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -660,8 +661,11 @@ class _VAENet(NeuralNet):
         completed epoch before the error propagates.
         """
         self.epochs_planned_ = fit_params.get("epochs") or self.max_epochs
+        if not self.initialized_:
+            self.initialize()
         try:
-            return super().partial_fit(X, y, classes, **fit_params)
+            with self._threads(self.batch_size, training=True):
+                return super().partial_fit(X, y, classes, **fit_params)
         except FloatingPointError:
             dict(self.callbacks_)["roll_back_interrupted_epoch"].roll_back(self)
             raise
@@ -698,6 +702,14 @@ class _VAENet(NeuralNet):
         self._terms = (terms.reconstruction.detach(), terms.kl.detach())
         return terms.loss
 
+    def _threads(self, rows, training=False):
+        """Scope the CPU thread count to steps of ``rows`` rows (``_threads``)."""
+        weights = [
+            p.shape[0] * p.shape[1] for p in self.module_.parameters() if p.dim() == 2
+        ]
+        macs = rows * max(weights, default=1)
+        return thread_count(choose_threads(macs, self.device, training))
+
     # -- inference: no_grad, eval mode, batches moved to the net's device --
     def _batches(self, dataset, batch_size):
         for x, _ in BatchIterator(dataset, batch_size, device=self.device):
@@ -707,10 +719,11 @@ class _VAENet(NeuralNet):
     def encode(self, dataset, batch_size):
         """Posterior means and log-variances of the rows of a dataset."""
         self._set_training(False)
-        parts = [
-            self.module_.encode(x, mask)
-            for x, mask in BatchIterator(dataset, batch_size, device=self.device)
-        ]
+        with self._threads(min(len(dataset), batch_size)):
+            parts = [
+                self.module_.encode(x, mask)
+                for x, mask in BatchIterator(dataset, batch_size, device=self.device)
+            ]
         return tuple(torch.cat([p[i].cpu() for p in parts]) for i in range(2))
 
     @torch.no_grad()
@@ -718,12 +731,12 @@ class _VAENet(NeuralNet):
         """Likelihood means for the latent codes in the tensor ``Z``."""
         self._set_training(False)
         module = self.module_
-        return torch.cat(
-            [
+        with self._threads(min(len(Z), batch_size)):
+            means = [
                 module.likelihood.mean(module.decoder(z)).cpu()
                 for z in self._batches(InMemoryDataset(Z), batch_size)
             ]
-        )
+        return torch.cat(means)
 
     @torch.no_grad()
     def sample(self, n_samples, n_components, seed, batch_size, return_mean=False):
@@ -735,15 +748,18 @@ class _VAENet(NeuralNet):
         module = self.module_
         generator = torch.Generator(device=self.device).manual_seed(seed)
         out = []
-        for start in range(0, n_samples, batch_size):
-            n = min(batch_size, n_samples - start)
-            z = torch.randn(n, n_components, generator=generator, device=self.device)
-            params = module.decoder(z)
-            if return_mean:
-                x = module.likelihood.mean(params)
-            else:
-                x = module.likelihood.sample(params, generator=generator)
-            out.append(x.cpu())
+        with self._threads(min(n_samples, batch_size)):
+            for start in range(0, n_samples, batch_size):
+                n = min(batch_size, n_samples - start)
+                z = torch.randn(
+                    n, n_components, generator=generator, device=self.device
+                )
+                params = module.decoder(z)
+                if return_mean:
+                    x = module.likelihood.mean(params)
+                else:
+                    x = module.likelihood.sample(params, generator=generator)
+                out.append(x.cpu())
         return torch.cat(out)
 
     @torch.no_grad()
@@ -765,9 +781,10 @@ class _VAENet(NeuralNet):
         # K draws per row: shrink the batch so the decoder sees ~batch_size rows.
         rows = max(1, batch_size // n_draws)
         out = []
-        for x, mask in BatchIterator(dataset, rows):  # on the host, for the keys
-            eps = row_keyed_normal(x, n_draws, module.n_components, seed)
-            x, eps = x.to(self.device, non_blocking=True), eps.to(self.device)
-            mask = None if mask is None else mask.to(self.device)
-            out.append(fn(module, x, eps, mask, **kwargs).cpu())
+        with self._threads(min(len(dataset), rows) * n_draws):
+            for x, mask in BatchIterator(dataset, rows):  # on the host, for the keys
+                eps = row_keyed_normal(x, n_draws, module.n_components, seed)
+                x, eps = x.to(self.device, non_blocking=True), eps.to(self.device)
+                mask = None if mask is None else mask.to(self.device)
+                out.append(fn(module, x, eps, mask, **kwargs).cpu())
         return torch.cat(out)
