@@ -58,6 +58,11 @@ def fits_on_device(n_bytes, device):
 def has_nan(X):
     """Whether the array or sparse matrix ``X`` holds a NaN."""
     values = X.data if sp.issparse(X) else X
+    # One pass without a temporary: a NaN makes the sum NaN. A NaN sum can also
+    # come from infinities of both signs, so only then is each entry looked at.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not np.isnan(np.sum(values)):
+            return False
     return bool(np.isnan(values).any())
 
 

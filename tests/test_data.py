@@ -5,7 +5,13 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from skvae._data import BatchIterator, HoldoutSplit, InMemoryDataset, as_rows
+from skvae._data import (
+    BatchIterator,
+    HoldoutSplit,
+    InMemoryDataset,
+    as_rows,
+    has_nan,
+)
 
 
 def test_batch_iterator_visits_every_row_once_per_epoch():
@@ -103,3 +109,21 @@ def test_gap_free_data_trains_without_a_mask_and_with_the_same_result():
     # The mask of gap-free data was all True: leaving it out changes nothing.
     rejecting = VAETransformer(missing_values=None, max_epochs=3, random_state=0)
     np.testing.assert_array_equal(rejecting.fit(X).transform(X), vae.transform(X))
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ([1.0, 2.0], False),
+        ([1.0, np.nan], True),
+        # Overflows to inf in the sum, yet holds no NaN.
+        ([3e38, 3e38, -1.0], False),
+        # Infinities of both signs sum to NaN, yet hold no NaN.
+        ([np.inf, -np.inf], False),
+        ([np.inf, -np.inf, np.nan], True),
+    ],
+)
+def test_has_nan(values, expected):
+    X = np.array([values], dtype=np.float32)
+    assert has_nan(X) is expected
+    assert has_nan(sp.csr_matrix(X)) is expected
