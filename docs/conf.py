@@ -3,9 +3,7 @@
 import re
 from pathlib import Path
 
-import torch
 from sphinx.util import logging
-from threadpoolctl import threadpool_limits
 
 import skvae
 
@@ -38,12 +36,8 @@ numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 
 # -- Gallery ------------------------------------------------------------------
-# The examples fit small networks on small data: one thread per library is
-# faster than several there, and it keeps build times steady on shared CI
-# machines, where spare threads compete for the same cores.
-torch.set_num_threads(1)
-threadpool_limits(limits=1)
-
+# The examples run with skvae's own choice of threads (the user guide's
+# "Speed tips"), as a reader's copy of them would.
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
