@@ -14,6 +14,16 @@ import torch
 
 from skvae import VAETransformer
 
+# Plain SGD, whose steps scale with the gradients (Adam's do not): gradients
+# summed rather than averaged over the processes would double every step.
+PARAMS = dict(
+    max_epochs=5,
+    optimizer="sgd",
+    learning_rate=0.02,
+    n_iter_no_change=5,
+    random_state=0,
+)
+
 WORKER = textwrap.dedent(
     """
     import json, pickle, sys
@@ -22,18 +32,25 @@ WORKER = textwrap.dedent(
     import torch.distributed as dist
     from sklearn.datasets import load_digits
     from skvae import VAETransformer
+    from skvae._training import AverageGradients
 
     dist.init_process_group("gloo")  # rank, size and address from torchrun's env
     torch.set_num_threads(1)
     X = load_digits().data / 16.0
-    vae = VAETransformer(max_epochs=40, n_iter_no_change=40, random_state=0)
+    vae = VAETransformer(**PARAMS)
     vae.fit(X[:1400])
     weights = torch.cat([p.detach().flatten() for p in vae.net_.module_.parameters()])
+    # Gradients 1 in one process and 2 in the other average to 1.5.
+    param = torch.nn.Parameter(torch.zeros(3))
+    param.grad = torch.full((3,), dist.get_rank() + 1.0)
+    AverageGradients().on_grad_computed(vae.net_, named_parameters=[("p", param)])
     result = {
         "score": vae.score(X[1400:]),
+        "loss_curve": vae.loss_curve_,
         "n_iter": vae.n_iter_,
         "batches": vae.history_[-1, "train_batch_count"],
         "checksum": float(weights.double().sum()),
+        "averaged_gradient": param.grad.tolist(),
     }
     with open(sys.argv[1], "w") as f:
         json.dump(result, f)
@@ -53,7 +70,7 @@ def _free_port():
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
 def test_two_processes_train_one_model_like_one_process(tmp_path, digits):
     script = tmp_path / "worker.py"
-    script.write_text(WORKER)
+    script.write_text(WORKER.replace("**PARAMS", f"**{PARAMS!r}"))
     env = dict(
         os.environ,
         MASTER_ADDR="127.0.0.1",
@@ -76,6 +93,7 @@ def test_two_processes_train_one_model_like_one_process(tmp_path, digits):
     assert ranks[0]["checksum"] == ranks[1]["checksum"]
     assert ranks[0]["score"] == ranks[1]["score"]
     assert ranks[0]["batches"] == int(np.ceil(1400 / 2 / 128))
+    assert ranks[0]["averaged_gradient"] == ranks[1]["averaged_gradient"] == [1.5] * 3
 
     # A model pickled inside the group and used outside it trains on all rows.
     with open(tmp_path / "rank0.json.pkl", "rb") as f:
@@ -84,12 +102,14 @@ def test_two_processes_train_one_model_like_one_process(tmp_path, digits):
     assert restored.history_[-1, "train_rows"] == 10
 
     # Two processes of 128 rows each take the steps of one process with batches
-    # of 256: the same training, so the same model within noise.
+    # of 256: the same training, so the same losses and model within noise
+    # (with steps twice as long, the mean loss is 5 % lower).
     X = digits[0]
-    single = VAETransformer(
-        max_epochs=40, n_iter_no_change=40, batch_size=256, random_state=0
-    ).fit(X[:1400])
-    assert ranks[0]["score"] == pytest.approx(single.score(X[1400:]), rel=0.02)
+    single = VAETransformer(**PARAMS, batch_size=256).fit(X[:1400])
+    assert np.mean(ranks[0]["loss_curve"]) == pytest.approx(
+        np.mean(single.loss_curve_), rel=0.02
+    )
+    assert ranks[0]["score"] == pytest.approx(single.score(X[1400:]), rel=0.03)
 
 
 def test_each_process_of_a_group_uses_its_own_gpu(monkeypatch):

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.neighbors import KNeighborsClassifier
@@ -80,6 +81,16 @@ def test_training_stops_when_the_loss_has_converged(binary):
     vae = VAETransformer(max_epochs=500, n_iter_no_change=3, tol=10.0).fit(X)
     # With a huge tol nothing counts as an improvement after the first epoch.
     assert vae.n_iter_ == 4
+
+
+def test_warm_up_epochs_do_not_count_towards_convergence(binary):
+    X, _ = binary
+    vae = VAETransformer(
+        max_epochs=500, kl_warmup_epochs=5, n_iter_no_change=3, tol=10.0
+    ).fit(X)
+    # The 5 warm-up epochs, then the first counted epoch and 3 without a
+    # tol-sized improvement.
+    assert vae.n_iter_ == 5 + 1 + 3
 
 
 # --------------------------------------------------------- transform & co.
@@ -297,6 +308,16 @@ def test_gaussian_likelihood_learns_a_scale_per_feature():
     assert_allclose(scale[1:], noise[1:], rtol=0.15)
     # 60 epochs do not resolve the smallest level fully; it stays the smallest.
     assert scale[0] < 0.15
+
+
+def test_a_failed_fit_leaves_no_trace_of_the_previous_model(binary, blobs):
+    vae = VAETransformer(likelihood="bernoulli", max_epochs=2, random_state=0)
+    vae.fit(binary[0])
+    with pytest.raises(ValueError, match="bernoulli"):
+        vae.fit(blobs[0])  # outside [0, 1]: refused before training
+    assert [name for name in vars(vae) if name.endswith("_")] == []
+    with pytest.raises(NotFittedError):
+        vae.transform(binary[0])
 
 
 def test_bernoulli_outside_unit_interval_is_a_clear_error(blobs):
@@ -544,6 +565,30 @@ def test_kl_warmup_starts_from_a_pure_reconstruction_loss(digits):
             history[epoch, "train_reconstruction"] + weight * history[epoch, "train_kl"]
         )
         assert history[epoch, "train_loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_the_validation_loss_has_the_full_kl_weight_during_warm_up(digits):
+    X, _ = digits
+    vae = VAETransformer(
+        max_epochs=3,
+        kl_warmup_epochs=2,
+        beta=2.0,
+        early_stopping=True,
+        n_iter_no_change=5,
+        random_state=0,
+    ).fit(X[:300])
+    history = vae.history_
+    for epoch, warmup in enumerate([0.0, 0.5, 1.0]):
+        train = history[epoch, "train_reconstruction"] + (
+            2.0 * warmup * history[epoch, "train_kl"]
+        )
+        assert history[epoch, "train_loss"] == pytest.approx(train, rel=1e-5)
+        # The held-out loss is always the beta-weighted bound, so that
+        # epochs of a warm-up and after it compare on one scale.
+        valid = history[epoch, "valid_reconstruction"] + (
+            2.0 * history[epoch, "valid_kl"]
+        )
+        assert history[epoch, "valid_loss"] == pytest.approx(valid, rel=1e-5)
 
 
 def test_beta_weights_the_kl_term(digits):

@@ -8,6 +8,7 @@ from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
 
 from skvae import VAEOutlierDetector
+from skvae._training import gaussian_kl
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +123,29 @@ def test_save_and_load_keep_the_threshold(detector, clusters, tmp_path):
     loaded = VAEOutlierDetector.load(tmp_path / "d.safetensors")
     assert loaded.offset_ == detector.offset_
     assert_array_equal(loaded.predict(X), detector.predict(X))
+
+
+def test_feature_scores_add_up_to_the_score_with_the_cost_of_the_code():
+    # With one draw of the code the importance weight is 1: the features'
+    # scores sum to log p(x | z) in the columns' units, and the score is that
+    # minus the closed-form KL term, so the two differ by the KL exactly.
+    # Both carry the log-slopes of the transformed (skewed) columns.
+    rng = np.random.RandomState(0)
+    n = 120
+    kind = rng.randint(2, size=n)
+    table = pd.DataFrame(
+        {
+            "kind": np.array(["small", "large"])[kind],
+            "size": np.exp(kind + rng.normal(size=n)),
+            "weight": kind * 5 + rng.gamma(2.0, size=n),
+        }
+    )
+    table.loc[::7, "weight"] = np.nan
+    detector = VAEOutlierDetector(
+        n_score_samples=1, max_epochs=3, missing_values=np.nan, random_state=0
+    ).fit(table)
+    assert detector._schema.columns[1].transform is not None
+    _, z_mean, z_logvar = detector._encode(table)
+    kl = gaussian_kl(z_mean, z_logvar).double().numpy()
+    scores = detector.feature_scores(table).to_numpy()
+    assert_allclose(scores.sum(axis=1), detector.score_samples(table) + kl, atol=1e-4)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.testing import assert_allclose, assert_array_equal
 from pandas.testing import assert_frame_equal
-from scipy.stats import norm
+from scipy.stats import kstest, norm
 from sklearn.model_selection import GridSearchCV
 
 from skvae import VAETransformer
@@ -252,6 +252,29 @@ def test_integer_columns_keep_the_frequencies_of_their_values():
     assert_allclose(frequencies, [0.3, 0.3, 0.4], atol=0.05)
 
 
+def test_training_spreads_each_integer_value_uniformly_over_its_interval():
+    # The randomised probability integral transform: each level's internal
+    # values, mapped back through the normal CDF, fill the level's interval
+    # of the empirical CDF uniformly, so that together they are uniform on
+    # (0, 1) (point masses at the middles of the intervals would not be).
+    rng = np.random.RandomState(0)
+    values = rng.choice([1, 2, 3], size=1000, p=[0.2, 0.3, 0.5])
+    frame = pd.DataFrame({"n": values, "x": rng.normal(size=1000)})
+    schema = fit_schema(frame, "auto")
+    column = schema.columns[0]
+    assert column.levels == [1, 2, 3]
+    p = norm.cdf(schema.encode(frame, rng=np.random.default_rng(0))[:, 0])
+    bounds = np.r_[0.0, np.cumsum(np.bincount(values)[1:]) / len(values)]
+    assert_allclose(norm.cdf(column.cuts), bounds[1:-1], rtol=1e-12)
+    for level in (1, 2, 3):
+        low, high = bounds[level - 1], bounds[level]
+        inside = p[values == level]
+        assert np.all((inside >= low) & (inside <= high))
+        # A uniform variable on [low, high] has variance (high - low)^2 / 12.
+        assert np.var(inside) == pytest.approx((high - low) ** 2 / 12, rel=0.15)
+    assert kstest(p, "uniform").statistic < 0.05
+
+
 def test_standardised_integer_columns_are_encoded_alike_in_training():
     # Only normal scores spread integer levels; a standardised column (the
     # imputer's) is encoded the same way in training and at inference.
@@ -260,6 +283,17 @@ def test_standardised_integer_columns_are_encoded_alike_in_training():
     rng = np.random.default_rng(0)
     assert_array_equal(schema.encode(frame, rng=rng), schema.encode(frame))
     assert_frame_equal(schema.decode(schema.encode(frame)), frame, atol=1e-12)
+
+
+def test_integer_outputs_stay_in_the_range_seen_in_fit():
+    # A standardised integer column (the imputer's) can decode to any value:
+    # outputs are rounded, then clipped to the smallest and largest of fit.
+    frame = pd.DataFrame({"count": np.arange(40) % 7, "x": np.linspace(0, 1, 40)})
+    schema = fit_schema(frame, "auto", numeric_transform="standardize")
+    assert schema.columns[0].levels is None
+    encoded = schema.encode(frame)[:4]
+    encoded[:2, 0] = [-50.0, 50.0]
+    assert schema.decode(encoded)["count"].tolist() == [0, 6, 2, 3]
 
 
 def test_float_columns_come_back_at_the_precision_of_fit():

@@ -13,10 +13,14 @@ from numpy.testing import assert_allclose
 from skvae._likelihoods import BernoulliLikelihood, GaussianLikelihood
 from skvae._modules import VAEModule, VAEOutput
 from skvae._training import (
+    NegativeELBO,
+    feature_log_likelihoods,
     gaussian_kl,
     log_marginal_likelihood,
     negative_elbo,
     negative_iwae,
+    posterior_mean,
+    posterior_sample,
 )
 from skvae._utils import row_keyed_normal
 
@@ -166,3 +170,140 @@ def test_row_keyed_draws_depend_only_on_the_row():
     # Statistically standard normal.
     big = row_keyed_normal(torch.rand(5000, 3), 10, 2, seed=0)
     assert abs(big.mean().item()) < 0.02 and abs(big.std().item() - 1) < 0.02
+
+
+# --------------------------------------------------------------------------
+# Importance sampling against the closed forms of a linear-Gaussian model
+# --------------------------------------------------------------------------
+class _FixedProposal(torch.nn.Module):
+    """q(z | x) = N(mean, exp(log_var) I) whatever x: a deliberately poor
+    proposal, so that only the importance weights can correct it."""
+
+    def __init__(self, mean, log_var, n_components):
+        super().__init__()
+        self.mean, self.log_var, self.n_components = mean, log_var, n_components
+
+    def forward(self, x):
+        shape = (*x.shape[:-1], self.n_components)
+        mean = torch.full(shape, self.mean, dtype=x.dtype)
+        return mean, torch.full(shape, self.log_var, dtype=x.dtype)
+
+
+# z ~ N(0, I), x | z ~ N(W z + b, NOISE^2 I)
+_W = torch.tensor(
+    [[1.0, 0.5], [-0.8, 1.0], [0.6, -0.9], [1.2, 0.3]], dtype=torch.float64
+)
+_B = torch.tensor([0.5, -1.0, 2.0, 0.0], dtype=torch.float64)
+_NOISE = 0.5
+
+
+def _poor_proposal_model(mean=1.0, log_var=math.log(2.0)):
+    """The linear-Gaussian model with the fixed proposal N(mean, e^log_var I)."""
+    module = VAEModule(
+        4, 2, hidden_layer_sizes=(3,), likelihood=GaussianLikelihood
+    ).double()
+    module.encoder = _FixedProposal(mean, log_var, 2)
+    module.decoder = _Affine(_W, _B)
+    with torch.no_grad():
+        module.likelihood.raw_scale.fill_(
+            math.log(math.expm1(_NOISE - GaussianLikelihood.min_scale))
+        )
+    return module
+
+
+def _exact_posterior(x, observed):
+    """Mean and covariance of p(z | x_observed) for each row of the model."""
+    means, covs = [], []
+    for row, seen in zip(x, observed):
+        W_o = _W[seen]
+        precision = torch.eye(2, dtype=torch.float64) + W_o.T @ W_o / _NOISE**2
+        cov = torch.linalg.inv(precision)
+        means.append(cov @ W_o.T @ (row[seen] - _B[seen]) / _NOISE**2)
+        covs.append(cov)
+    return torch.stack(means), torch.stack(covs)
+
+
+def _rows_with_gaps():
+    x = torch.tensor(
+        [[2.0, -2.5, 0.5, 1.5], [0.0, 0.5, 3.0, -1.0], [1.0, -1.0, 2.0, 2.5]],
+        dtype=torch.float64,
+    )
+    observed = torch.tensor(
+        [[True, True, False, True], [True, False, True, False], [False] * 3 + [True]]
+    )
+    return x, observed
+
+
+def test_miwae_fills_are_the_exact_conditional_means():
+    # E[x | x_obs] = W E[z | x_obs] + b. The proposal misses the posterior
+    # (mean 1 in every direction, twice the prior's variance), so the fills
+    # are right only if each draw counts with its importance weight.
+    module = _poor_proposal_model()
+    x, observed = _rows_with_gaps()
+    eps = torch.randn(
+        20000, 3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
+    with torch.no_grad():
+        fills = posterior_mean(module, x, eps, observed)
+    z_mean, _ = _exact_posterior(x, observed)
+    assert_allclose(fills, z_mean @ _W.T + _B, rtol=0, atol=0.03)
+
+
+def test_feature_scores_are_the_exact_expected_log_likelihoods():
+    # E[log N(x_j; W_j z + b_j, s^2) | x_obs] = log N(x_j; W_j m + b_j, s^2)
+    # - W_j C W_j^T / (2 s^2), with the posterior's mean m and covariance C;
+    # 0 for missing entries.
+    module = _poor_proposal_model()
+    x, observed = _rows_with_gaps()
+    eps = torch.randn(
+        20000, 3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
+    with torch.no_grad():
+        scores = feature_log_likelihoods(module, x, eps, observed)
+    z_mean, z_cov = _exact_posterior(x, observed)
+    residual = x - z_mean @ _W.T - _B
+    spread = torch.einsum("jk,nkl,jl->nj", _W, z_cov, _W)
+    expected = -0.5 * math.log(2 * math.pi * _NOISE**2) - (
+        residual.square() + spread
+    ) / (2 * _NOISE**2)
+    assert_allclose(scores, torch.where(observed, expected, 0.0), rtol=0, atol=0.03)
+
+
+def test_posterior_draws_follow_the_exact_conditional_distribution():
+    # x | x_obs ~ N(W m + b, W C W^T + s^2 I): many copies of one row, each
+    # with its own draws of z, give the conditional's mean and variances.
+    # Picking the most heavily weighted code instead of drawing one would
+    # leave out most of the spread of the code.
+    module = _poor_proposal_model(mean=0.5, log_var=0.0)
+    n_rows = 4000
+    x = torch.tensor([[1.5, 0.0, 0.0, 0.0]], dtype=torch.float64).expand(n_rows, 4)
+    observed = torch.tensor([[True, False, False, False]]).expand(n_rows, 4)
+    generator = torch.Generator().manual_seed(0)
+    eps = torch.randn(500, n_rows, 2, dtype=torch.float64, generator=generator)
+    with torch.no_grad():
+        draws = posterior_sample(module, x, eps, observed, generator=generator)
+    z_mean, z_cov = _exact_posterior(x[:1], observed[:1])
+    mean = z_mean[0] @ _W.T + _B
+    variance = torch.diagonal(_W @ z_cov[0] @ _W.T) + _NOISE**2
+    assert_allclose(draws.mean(0), mean, rtol=0, atol=0.06)
+    assert_allclose(draws.var(0), variance, rtol=0.1)
+
+
+@pytest.mark.parametrize("beta, warmup", [(0.6, 0.5), (2.0, 1.0), (1.0, 0.0)])
+def test_the_multi_draw_loss_weights_the_prior_ratio_by_beta_and_warm_up(beta, warmup):
+    # -log mean_k exp(log p(x | z_k) + w (log p(z_k) - log q(z_k | x))) with
+    # w = beta * warm-up, each term from torch.distributions.
+    module = _poor_proposal_model(mean=0.3, log_var=-0.5)
+    x, _ = _rows_with_gaps()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        output = module(x, n_draws=6)
+        terms = NegativeELBO(beta)(output, x, module.likelihood, warmup)
+    z = output.z  # (6, 3, 2)
+    normal = torch.distributions.Normal
+    log_px_z = normal(z @ _W.T + _B, _NOISE).log_prob(x).sum(-1)
+    log_pz = normal(0.0, 1.0).log_prob(z).sum(-1)
+    log_qz = normal(0.3, math.exp(-0.25)).log_prob(z).sum(-1)
+    log_w = log_px_z + beta * warmup * (log_pz - log_qz)
+    expected = -(torch.logsumexp(log_w, 0) - math.log(6)).mean()
+    assert_allclose(terms.loss, expected, rtol=1e-8)
