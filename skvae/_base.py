@@ -133,14 +133,22 @@ class _BaseVAE(BaseEstimator):
     # ------------------------------------------------------------ training
     def _fit(self, X, epochs, reset):
         if not reset:
-            return self._train(self.net_, X, epochs, reset=False)
+            try:
+                return self._train(self.net_, X, epochs, reset=False)
+            except FloatingPointError as exc:
+                # The net went back to the last completed epoch: the state
+                # from before this call, as partial_fit trains one epoch.
+                _add_to_message(exc, "The model is left as it was before this call.")
+                raise
         try:
             return self._train(None, X, epochs, reset=True)
-        except BaseException:
+        except BaseException as exc:
             # A fit that fails leaves the estimator unfitted rather than
             # mixing the previous model with the new data's attributes.
             for name in [k for k in vars(self) if k.endswith("_")]:
                 delattr(self, name)
+            if isinstance(exc, FloatingPointError):
+                _add_to_message(exc, "The estimator is left unfitted.")
             raise
 
     def _partial_fit(self, X):
@@ -563,6 +571,11 @@ class _BaseVAE(BaseEstimator):
         tags.input_tags.sparse = True
         tags.input_tags.allow_nan = self.missing_values is not None
         return tags
+
+
+def _add_to_message(exc, sentence):
+    """Append ``sentence`` to the message of the exception ``exc``."""
+    exc.args = (f"{exc.args[0]} {sentence}", *exc.args[1:])
 
 
 def _silent(*args, **kwargs):

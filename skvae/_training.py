@@ -260,8 +260,7 @@ def _divergence_error(net, training, reconstruction, kl):
         f"The {phase} loss is not finite in epoch {len(net.history)} "
         f"(reconstruction term {reconstruction}, KL term {kl}): the model "
         "diverged. Lower learning_rate, scale X (for example with StandardScaler "
-        "or MinMaxScaler), or pick a likelihood that matches the data. The "
-        "estimator keeps its last good state."
+        "or MinMaxScaler), or pick a likelihood that matches the data."
     )
 
 
