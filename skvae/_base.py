@@ -466,7 +466,11 @@ class _BaseVAE(BaseEstimator):
         """Data-space rows from encoded means or draws (a tensor)."""
         if self._schema.identity and not self._schema.dataframe:
             return to_numpy(encoded, dtype or self._schema.dtype)
-        return self._schema.decode(encoded.numpy())
+        decoded = self._schema.decode(encoded.numpy())
+        if dtype is not None and isinstance(decoded, np.ndarray):
+            if decoded.dtype.kind == "f":  # not the object array of categories
+                decoded = decoded.astype(dtype, copy=False)
+        return decoded
 
     def _sample(self, n_samples, random_state, return_mean):
         check_is_fitted(self)

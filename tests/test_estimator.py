@@ -115,6 +115,19 @@ def test_outputs_keep_the_float_dtype_of_the_input(fitted_vae, digits):
     assert fitted_vae.inverse_transform(Z32.astype(np.float64)).dtype == np.float64
 
 
+@pytest.mark.parametrize("fit_dtype", [np.float64, np.float32])
+def test_inverse_transform_of_transformed_columns_keeps_the_codes_dtype(
+    blobs, fit_dtype
+):
+    # Columns on normal scores (not in [0, 1]) go back through the schema.
+    X = blobs[0].astype(fit_dtype)
+    vae = VAETransformer(max_epochs=2, random_state=0).fit(X)
+    Z = vae.transform(X).astype(np.float64)
+    X64, X32 = vae.inverse_transform(Z), vae.inverse_transform(Z.astype(np.float32))
+    assert X64.dtype == np.float64 and X32.dtype == np.float32
+    assert_array_equal(X32, X64.astype(np.float32))
+
+
 def test_fit_transform_equals_fit_then_transform(digits):
     X, _ = digits
     params = dict(max_epochs=3, random_state=0)
