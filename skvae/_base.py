@@ -194,6 +194,7 @@ class _BaseVAE(BaseEstimator):
         with forked_rng(seed, self._device):
             if reset:
                 net.initialize()
+                _check_decoder_width(net.module_, self._device)
             if world_size > 1:
                 # One shuffling order for all processes, each taking its share,
                 # and training noise of its own.
@@ -575,6 +576,27 @@ class _BaseVAE(BaseEstimator):
         tags.input_tags.sparse = True
         tags.input_tags.allow_nan = self.missing_values is not None
         return tags
+
+
+@torch.no_grad()
+def _check_decoder_width(module, device):
+    """Raise a ValueError unless the decoder of a (custom) ``module`` gives
+    each code as many outputs as the likelihood has parameters."""
+    expected = module.likelihood.n_params
+    training = module.training
+    module.eval()  # no dropout draws, no batch-norm statistics updated
+    try:
+        out = module.decoder(torch.zeros(2, module.n_components, device=device))
+    finally:
+        module.train(training)
+    if out.shape != (2, expected):
+        got = out.shape[-1] if out.dim() == 2 else f"shape {tuple(out.shape[1:])}"
+        raise ValueError(
+            f"The decoder of module={type(module).__name__} outputs {got} values "
+            f"per code, but its likelihood takes {expected} (likelihood.n_params, "
+            f"for {module.likelihood.n_features} features). End the decoder "
+            "with a layer of self.likelihood.n_params outputs."
+        )
 
 
 def _add_to_message(exc, sentence):
