@@ -157,6 +157,15 @@ class _BaseVAE(BaseEstimator):
                 "partial_fit does not support early_stopping=True: there is no "
                 "fixed held-out set across chunks. Use fit, or early_stopping=False."
             )
+        if hasattr(self, "net_") and self.net_.train_split is not None:
+            # Also after set_params(early_stopping=False): the net would go on
+            # holding out a share of every chunk and restoring its best epoch.
+            raise ValueError(
+                "partial_fit cannot continue a model fitted with "
+                "early_stopping=True: it holds its best epoch on a held-out "
+                "share of the fit's data. Fit with early_stopping=False to go on "
+                "training with partial_fit."
+            )
         return self._fit(X, epochs=1, reset=not hasattr(self, "net_"))
 
     def _train(self, net, X, epochs, reset):
