@@ -121,7 +121,9 @@ def _read_table(path, header=None):
     if path.suffix == ".npy":
         return np.load(path, allow_pickle=False), False
     if header is None:
-        header = _has_header(pd.read_csv(path, header=None, dtype=str), path)
+        # The first thousand lines, as text, are enough to tell.
+        head = pd.read_csv(path, header=None, dtype=str, nrows=1000)
+        header = _has_header(head, path)
     return pd.read_csv(path, header=0 if header else None), header
 
 
