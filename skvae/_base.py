@@ -133,14 +133,22 @@ class _BaseVAE(BaseEstimator):
     # ------------------------------------------------------------ training
     def _fit(self, X, epochs, reset):
         if not reset:
-            return self._train(self.net_, X, epochs, reset=False)
+            try:
+                return self._train(self.net_, X, epochs, reset=False)
+            except FloatingPointError as exc:
+                # The net went back to the last completed epoch: the state
+                # from before this call, as partial_fit trains one epoch.
+                _add_to_message(exc, "The model is left as it was before this call.")
+                raise
         try:
             return self._train(None, X, epochs, reset=True)
-        except BaseException:
+        except BaseException as exc:
             # A fit that fails leaves the estimator unfitted rather than
             # mixing the previous model with the new data's attributes.
             for name in [k for k in vars(self) if k.endswith("_")]:
                 delattr(self, name)
+            if isinstance(exc, FloatingPointError):
+                _add_to_message(exc, "The estimator is left unfitted.")
             raise
 
     def _partial_fit(self, X):
@@ -148,6 +156,15 @@ class _BaseVAE(BaseEstimator):
             raise ValueError(
                 "partial_fit does not support early_stopping=True: there is no "
                 "fixed held-out set across chunks. Use fit, or early_stopping=False."
+            )
+        if hasattr(self, "net_") and self.net_.train_split is not None:
+            # Also after set_params(early_stopping=False): the net would go on
+            # holding out a share of every chunk and restoring its best epoch.
+            raise ValueError(
+                "partial_fit cannot continue a model fitted with "
+                "early_stopping=True: it holds its best epoch on a held-out "
+                "share of the fit's data. Fit with early_stopping=False to go on "
+                "training with partial_fit."
             )
         return self._fit(X, epochs=1, reset=not hasattr(self, "net_"))
 
@@ -186,6 +203,7 @@ class _BaseVAE(BaseEstimator):
         with forked_rng(seed, self._device):
             if reset:
                 net.initialize()
+                _check_decoder_width(net.module_, self._device)
             if world_size > 1:
                 # One shuffling order for all processes, each taking its share,
                 # and training noise of its own.
@@ -458,7 +476,11 @@ class _BaseVAE(BaseEstimator):
         """Data-space rows from encoded means or draws (a tensor)."""
         if self._schema.identity and not self._schema.dataframe:
             return to_numpy(encoded, dtype or self._schema.dtype)
-        return self._schema.decode(encoded.numpy())
+        decoded = self._schema.decode(encoded.numpy())
+        if dtype is not None and isinstance(decoded, np.ndarray):
+            if decoded.dtype.kind == "f":  # not the object array of categories
+                decoded = decoded.astype(dtype, copy=False)
+        return decoded
 
     def _sample(self, n_samples, random_state, return_mean):
         check_is_fitted(self)
@@ -563,6 +585,32 @@ class _BaseVAE(BaseEstimator):
         tags.input_tags.sparse = True
         tags.input_tags.allow_nan = self.missing_values is not None
         return tags
+
+
+@torch.no_grad()
+def _check_decoder_width(module, device):
+    """Raise a ValueError unless the decoder of a (custom) ``module`` gives
+    each code as many outputs as the likelihood has parameters."""
+    expected = module.likelihood.n_params
+    training = module.training
+    module.eval()  # no dropout draws, no batch-norm statistics updated
+    try:
+        out = module.decoder(torch.zeros(2, module.n_components, device=device))
+    finally:
+        module.train(training)
+    if out.shape != (2, expected):
+        got = out.shape[-1] if out.dim() == 2 else f"shape {tuple(out.shape[1:])}"
+        raise ValueError(
+            f"The decoder of module={type(module).__name__} outputs {got} values "
+            f"per code, but its likelihood takes {expected} (likelihood.n_params, "
+            f"for {module.likelihood.n_features} features). End the decoder "
+            "with a layer of self.likelihood.n_params outputs."
+        )
+
+
+def _add_to_message(exc, sentence):
+    """Append ``sentence`` to the message of the exception ``exc``."""
+    exc.args = (f"{exc.args[0]} {sentence}", *exc.args[1:])
 
 
 def _silent(*args, **kwargs):

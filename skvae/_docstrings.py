@@ -29,6 +29,8 @@ default={hidden_layer_sizes}
           Cunningham, 2019).
         - ``"gaussian"``: real values, with a learned standard deviation per
           feature.
+        - ``"gaussian_heteroscedastic"``: real values, with a standard
+          deviation per entry that the decoder predicts next to the mean.
         - ``"poisson"``: counts (non-negative integers).
         - ``"negative_binomial"``: overdispersed counts, with a learned
           inverse dispersion per feature.

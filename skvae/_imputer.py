@@ -5,7 +5,6 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
 from sklearn.base import TransformerMixin, _fit_context
 from sklearn.impute import MissingIndicator
 from sklearn.utils._param_validation import Interval
@@ -14,7 +13,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 from ._base import _BaseVAE
 from ._docstrings import fill_doc
 from ._training import posterior_mean, posterior_sample
-from ._utils import draw_seed, to_numpy
+from ._utils import draw_seed, seeded_generator, to_numpy
 
 
 @fill_doc(
@@ -301,7 +300,8 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         """Encoded values for every entry: posterior means, or a draw."""
         fn, kwargs = posterior_mean, {}
         if self.sample_posterior:
-            generator = torch.Generator().manual_seed(draw_seed(self._rng))
+            # On the net's device, where the draws are made.
+            generator = seeded_generator(draw_seed(self._rng), self.net_.device)
             fn, kwargs = posterior_sample, {"generator": generator}
         fills = self.net_.importance_sampled(
             fn,

@@ -358,7 +358,6 @@ def load_model(cls, path, device=None, module=None):
         )
     estimator.likelihoods_ = estimator._schema.likelihoods_by_name
     estimator._score_seed = private["score_seed"]
-    estimator._rng = _rng_from_state(private["rng_state"])
     estimator.n_features_in_ = info["n_features_in_"]
     fitted = info["fitted"]
     if "feature_names_in_" in fitted:
@@ -367,7 +366,12 @@ def load_model(cls, path, device=None, module=None):
         )
     for name, value in fitted.items():
         setattr(estimator, name, value)
+    estimator._rng = _rng_from_state(private["rng_state"])
     net = _restore_net(estimator, tensors, info)
+    # Building the net draws from _rng (the seed of early stopping's split):
+    # put back the saved state, so the next draws, such as the imputer's
+    # sample_posterior fills, are those the saved model would have made.
+    estimator._rng = _rng_from_state(private["rng_state"])
     estimator.net_, estimator.history_ = net, net.history
     if hasattr(estimator, "_after_load"):
         estimator._after_load()

@@ -2,6 +2,7 @@
 
 import math
 import sys
+import textwrap
 import warnings
 from copy import deepcopy
 from numbers import Integral, Number
@@ -261,8 +262,7 @@ def _divergence_error(net, training, reconstruction, kl):
         f"The {phase} loss is not finite in epoch {len(net.history)} "
         f"(reconstruction term {reconstruction}, KL term {kl}): the model "
         "diverged. Lower learning_rate, scale X (for example with StandardScaler "
-        "or MinMaxScaler), or pick a likelihood that matches the data. The "
-        "estimator keeps its last good state."
+        "or MinMaxScaler), or pick a likelihood that matches the data."
     )
 
 
@@ -461,6 +461,9 @@ class TrainingProgress(Callback):
             self.epoch_bar_.update()
         if self.columns_ is None:
             self.columns_ = self._columns(row)
+            note = loss_note(net)
+            if note:
+                print_progress(note)
             header = "  ".join(f"{key:>{w}}" for key, w in self.columns_)
             print_progress(header + "\n" + "  ".join("-" * w for _, w in self.columns_))
         print_progress("  ".join(_cell(row.get(key), w) for key, w in self.columns_))
@@ -492,6 +495,30 @@ class TrainingProgress(Callback):
     def __getstate__(self):
         # Bars are for the screen only, and do not pickle.
         return {**self.__dict__, "epoch_bar_": None, "batch_bar_": None}
+
+
+def loss_note(net):
+    """What the table's loss is when it is not reconstruction + kl, or None.
+
+    With ``beta`` or a KL warm-up the KL term is weighted; with several draws
+    of z per row the loss is the importance-weighted bound, which is tighter
+    than the ELBO whose terms (averaged over the draws) the table shows.
+    """
+    beta, warmup = net.criterion_.beta, net.kl_warmup_epochs
+    if net.train_draws == 1 and beta == 1 and not warmup:
+        return None
+    kl = "kl" if beta == 1 else f"{beta:g} x kl"
+    if warmup:
+        kl += f" (in training, x a factor rising from 0 to 1 over {warmup} epochs)"
+    if net.train_draws == 1:
+        return f"note: loss = reconstruction + {kl}"
+    return textwrap.fill(
+        f"note: loss is the importance-weighted bound of {net.train_draws} draws "
+        "of z per row (IWAE), not the sum of its terms: the reconstruction and "
+        "kl columns average the ELBO's terms over the draws, and reconstruction "
+        f"+ {kl} is at least the loss",
+        width=88,
+    )
 
 
 def _number(value):

@@ -117,6 +117,15 @@ def draw_seed(random_state):
     return int(random_state.randint(np.iinfo(np.int32).max))
 
 
+def seeded_generator(seed, device):
+    """A ``torch.Generator`` on ``device``, seeded with ``seed``.
+
+    Sampling functions given a generator need one of the device their tensors
+    live on: a CPU generator cannot draw CUDA tensors.
+    """
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def seed_torch(seed, device):
     """Seed torch's global generators of the CPU and of ``device``.
 

@@ -111,18 +111,47 @@ def _write_figures(vae, X, y, out):
     return written
 
 
-def _read_table(path):
-    """A 2-d array from a .npy file, or a DataFrame from a CSV file (header
-    optional; text columns are categories, empty fields gaps)."""
+def _read_table(path, header=None):
+    """A 2-d array from a .npy file, or a DataFrame from a CSV file (text
+    columns are categories, empty fields gaps), and whether its first line
+    was read as column names (``header``; None: decided by ``_has_header``)."""
     import pandas as pd
 
     path = Path(path)
     if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    with open(path) as f:
-        first = f.readline().strip().split(",")
-    header = not all(_is_number(field) for field in first)
-    return pd.read_csv(path, header=0 if header else None)
+        return np.load(path, allow_pickle=False), False
+    if header is None:
+        # The first thousand lines, as text, are enough to tell.
+        head = pd.read_csv(path, header=None, dtype=str, nrows=1000)
+        header = _has_header(head, path)
+    return pd.read_csv(path, header=0 if header else None), header
+
+
+def _has_header(fields, path):
+    """Whether the first line of a CSV, read as strings, holds column names.
+
+    A number in it makes it data. Otherwise a name sits over a column of
+    numbers, and a value such as a category comes back in its column below:
+    the first line is a header when it has names and no values, data when it
+    has values and no names; anything else is ambiguous, and an error.
+    """
+    first, rest = fields.iloc[0], fields.iloc[1:]
+    present = first.notna()
+    if present.any() and any(_is_number(text) for text in first[present]):
+        return False
+    names = values = False
+    for j in np.flatnonzero(present.to_numpy()):
+        below = rest.iloc[:, j].dropna()
+        values |= bool((below == first.iloc[j]).any())
+        names |= len(below) > 0 and all(_is_number(text) for text in below)
+    if names != values:
+        return names
+    if not present.any():  # a row of gaps names nothing
+        return False
+    raise ValueError(
+        f"cannot tell whether the first line of {str(path)!r} holds column "
+        "names or data: pass --header or --no-header."
+    )
 
 
 def _is_number(text):
@@ -133,16 +162,30 @@ def _is_number(text):
     return True
 
 
+def _scaler(name, X):
+    """The ``--scale`` step for ``X``: numeric columns only for a table."""
+    from sklearn.compose import make_column_selector, make_column_transformer
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    scalers = {"standard": StandardScaler(), "minmax": MinMaxScaler(clip=True)}
+    if name not in scalers or not hasattr(X, "columns"):
+        return scalers.get(name)
+    # Text columns go through as they are, as categories for the VAE.
+    return make_column_transformer(
+        (scalers[name], make_column_selector(dtype_include="number")),
+        remainder="passthrough",
+        verbose_feature_names_out=False,
+    ).set_output(transform="pandas")
+
+
 def run_embed(args):
     """Fit a VAE on a table and write its latent codes (posterior means)."""
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
     from skvae import VAETransformer
 
-    X = _read_table(args.input)
-    scalers = {"standard": StandardScaler(), "minmax": MinMaxScaler(clip=True)}
-    steps = [scalers[args.scale]] if args.scale in scalers else []
+    X, header = _read_table(args.input, args.header)
+    steps = [step for step in [_scaler(args.scale, X)] if step is not None]
     vae = VAETransformer(
         n_components=args.n_components,
         likelihood=args.likelihood,
@@ -157,18 +200,31 @@ def run_embed(args):
     if out.suffix == ".npy":
         np.save(out, codes)
     else:
-        header = ",".join(vae.get_feature_names_out())
-        np.savetxt(out, codes, delimiter=",", header=header, comments="")
+        header_line = ",".join(vae.get_feature_names_out())
+        np.savetxt(out, codes, delimiter=",", header=header_line, comments="")
+    names = " (first line read as column names)" if header else ""
     print(
-        f"skvae embed: {X.shape[0]} rows x {X.shape[1]} columns -> "
+        f"skvae embed: {X.shape[0]} rows x {X.shape[1]} columns{names} -> "
         f"{codes.shape[1]} latent dimensions after {vae.n_iter_} epochs "
         f"(final training loss {vae.loss_curve_[-1]:.2f} nats per row); wrote {out}"
     )
     return 0
 
 
+def _input_file(text):
+    """The ``input`` argument: an existing file."""
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    return text
+
+
 def _parser():
-    parser = argparse.ArgumentParser(prog="skvae", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="skvae",
+        description="Fit skvae's variational autoencoder from the command line "
+        "(also python -m skvae): 'skvae demo' on scikit-learn's digits, "
+        "'skvae embed' on your own table.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo",
@@ -195,25 +251,37 @@ def _parser():
         help="fit a VAE on your own table (CSV or .npy) and write its latent codes",
         description="Fit VAETransformer on a table and write the posterior mean of "
         "each row (its latent code) to --out, as CSV or .npy by extension. A CSV "
-        "may have text columns (categories) and empty fields (gaps). By default "
+        "may have text columns (categories) and empty fields (gaps); its first "
+        "line is read as column names when it has names (over columns of "
+        "numbers) and no values, or as set by --header/--no-header. By default "
         "each column gets the likelihood 'auto' picks (Bernoulli for data in "
         "[0, 1], otherwise a Gaussian on normal scores for numbers and a "
         "categorical likelihood for text).",
     )
-    embed.add_argument("input", help="a .npy file or a CSV file (header optional)")
+    embed.add_argument(
+        "input", type=_input_file, help="a .npy file or a CSV file (header optional)"
+    )
+    embed.add_argument(
+        "--header",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="whether the CSV's first line holds column names (default: "
+        "decided from the file; an error when it cannot tell)",
+    )
     embed.add_argument("--out", default="embedding.csv", help="output .csv or .npy")
     embed.add_argument("--n-components", type=int, default=2, help="latent size")
     embed.add_argument(
         "--likelihood",
         default="auto",
         choices=["auto", *sorted(_LIKELIHOOD_NAMES)],
-        help="observation model of every column (default auto: per column)",
+        help="observation model of every column (default auto: per column); "
+        "see the user guide's page on likelihoods",
     )
     embed.add_argument(
         "--scale",
         default="none",
         choices=["standard", "minmax", "none"],
-        help="scaling of numeric tables before the VAE (default none)",
+        help="scaling of the numeric columns before the VAE (default none)",
     )
     embed.add_argument("--epochs", type=int, default=200, help="max_epochs")
     embed.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
@@ -224,9 +292,20 @@ def _parser():
 
 
 def main(argv=None):
-    """Entry point of the ``skvae`` console script."""
+    """Entry point of the ``skvae`` console script.
+
+    Bad command lines exit with status 2 (argparse's usage and error); data
+    that ``embed`` cannot use give a one-line error and status 1.
+    """
     args = _parser().parse_args(argv)
-    return args.func(args)
+    if args.command != "embed":
+        return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, OSError) as exc:  # pandas' parser errors are ValueErrors
+        message = " ".join(str(exc).split())
+        print(f"skvae embed: error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

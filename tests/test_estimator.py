@@ -20,7 +20,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from skorch.callbacks import Callback
 
-from skvae import VAEModule, VAETransformer
+from skvae import VAEImputer, VAEModule, VAETransformer
 from skvae._likelihoods import BernoulliLikelihood, GaussianLikelihood
 from skvae._utils import supports_fused
 
@@ -124,6 +124,19 @@ def test_outputs_keep_the_float_dtype_of_the_input(fitted_vae, digits):
     Z32 = fitted_vae.transform(X32)
     assert fitted_vae.inverse_transform(Z32).dtype == np.float32
     assert fitted_vae.inverse_transform(Z32.astype(np.float64)).dtype == np.float64
+
+
+@pytest.mark.parametrize("fit_dtype", [np.float64, np.float32])
+def test_inverse_transform_of_transformed_columns_keeps_the_codes_dtype(
+    blobs, fit_dtype
+):
+    # Columns on normal scores (not in [0, 1]) go back through the schema.
+    X = blobs[0].astype(fit_dtype)
+    vae = VAETransformer(max_epochs=2, random_state=0).fit(X)
+    Z = vae.transform(X).astype(np.float64)
+    X64, X32 = vae.inverse_transform(Z), vae.inverse_transform(Z.astype(np.float32))
+    assert X64.dtype == np.float64 and X32.dtype == np.float32
+    assert_array_equal(X32, X64.astype(np.float32))
 
 
 def test_fit_transform_equals_fit_then_transform(digits):
@@ -715,6 +728,31 @@ def test_a_custom_module_plugs_into_the_estimator(digits, tmp_path):
     assert_array_equal(loaded.transform(X), vae.transform(X))
     with pytest.raises(ValueError, match="does not match"):
         VAETransformer.load(tmp_path / "conv.safetensors", module=VAEModule)
+
+
+class OneTooWide(VAEModule):
+    def __init__(self, n_features, n_components=2, **kwargs):
+        super().__init__(n_features, n_components, **kwargs)
+        self.decoder = torch.nn.Linear(n_components, n_features + 1)
+
+
+@pytest.mark.parametrize(
+    "estimator, expected",
+    # The imputer's heteroscedastic Gaussian has a mean and a scale per feature.
+    [(VAETransformer(module=OneTooWide), 8), (VAEImputer(module=OneTooWide), 16)],
+)
+def test_a_decoder_of_the_wrong_width_is_refused_before_training(
+    binary, estimator, expected
+):
+    X = binary[0][:, :8] * 2.0  # not in [0, 1]: Gaussian columns
+    with pytest.raises(ValueError) as info:
+        estimator.set_params(max_epochs=2).fit(X)
+    assert str(info.value) == (
+        f"The decoder of module=OneTooWide outputs 9 values per code, but its "
+        f"likelihood takes {expected} (likelihood.n_params, for 8 features). End "
+        "the decoder with a layer of self.likelihood.n_params outputs."
+    )
+    assert not hasattr(estimator, "net_")
 
 
 def test_module_must_be_a_torch_module(binary):

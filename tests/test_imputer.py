@@ -186,3 +186,41 @@ def test_a_schema_saved_without_the_floor_keeps_the_floor_it_was_trained_with(
     for column in document["columns"]:
         del column["unit_floor"]
     assert ColumnSchema.from_json(document).blocks == (("gaussian_heteroscedastic", 6),)
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=pytest.mark.skipif(
+                not torch.cuda.is_available(), reason="needs a CUDA device"
+            ),
+        ),
+    ],
+)
+def test_the_generator_of_posterior_draws_is_on_the_given_device(device):
+    from skvae._utils import seeded_generator
+
+    generator = seeded_generator(3, device)
+    assert generator.device == torch.device(device, 0 if device == "cuda" else None)
+    reference = torch.Generator(device=device).manual_seed(3)
+    draws = torch.rand(5, generator=generator, device=device)
+    assert torch.equal(draws, torch.rand(5, generator=reference, device=device))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_sample_posterior_draws_on_the_gpu(correlated):
+    _, X_gaps, gaps = correlated
+    params = dict(sample_posterior=True, max_epochs=3, n_impute_samples=20)
+    fills = [
+        VAEImputer(device="cuda", random_state=0, **params)
+        .fit(X_gaps)
+        .transform(X_gaps)
+        for _ in range(2)
+    ]
+    assert not np.isnan(fills[0]).any()
+    assert_array_equal(fills[0], fills[1])
+    assert_array_equal(fills[0][~gaps], X_gaps[~gaps])

@@ -51,6 +51,28 @@ def test_training_continues_exactly_after_loading(fitted_vae, saved, digits):
     assert_array_equal(loaded.transform(X), original.transform(X))
 
 
+@pytest.mark.parametrize("early_stopping_now", [True, False])
+def test_a_model_fitted_with_early_stopping_cannot_continue_training(
+    binary, tmp_path, early_stopping_now
+):
+    X, _ = binary
+    vae = VAETransformer(max_epochs=2, early_stopping=True, random_state=0).fit(X)
+    vae.save(tmp_path / "m.safetensors")
+    loaded = VAETransformer.load(tmp_path / "m.safetensors")
+    for model in (vae, loaded):
+        model.set_params(early_stopping=early_stopping_now)
+        match = "early_stopping=True" + (": there is no" if early_stopping_now else "")
+        with pytest.raises(ValueError, match=match) as info:
+            model.partial_fit(X)
+        if not early_stopping_now:
+            assert str(info.value) == (
+                "partial_fit cannot continue a model fitted with early_stopping=True: "
+                "it holds its best epoch on a held-out share of the fit's data. Fit "
+                "with early_stopping=False to go on training with partial_fit."
+            )
+        assert model.n_iter_ == 2
+
+
 def test_feature_names_and_float32_are_kept(digits, tmp_path):
     X, _ = digits
     df = pd.DataFrame(X.astype(np.float32), columns=[f"p{i}" for i in range(64)])
@@ -387,3 +409,26 @@ def test_a_version_1_file_still_loads():
     assert loaded.hidden_layer_sizes == (8,)
     assert_allclose(loaded.transform(expected["X"]), expected["codes"], rtol=1e-6)
     assert_allclose(loaded.score_samples(expected["X"]), expected["scores"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_a_loaded_imputer_draws_the_same_fills_as_the_saved_one(
+    early_stopping, tmp_path
+):
+    from skvae import VAEImputer
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 3)
+    X[rng.rand(*X.shape) < 0.2] = np.nan
+    imputer = VAEImputer(
+        sample_posterior=True,
+        n_impute_samples=20,
+        max_epochs=3,
+        early_stopping=early_stopping,
+        random_state=0,
+    ).fit(X)
+    imputer.save(tmp_path / "i.safetensors")
+    loaded = VAEImputer.load(tmp_path / "i.safetensors")
+    # Two calls each: the draws go on from the same state.
+    for _ in range(2):
+        assert_array_equal(loaded.transform(X), imputer.transform(X))

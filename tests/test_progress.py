@@ -6,7 +6,11 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from numpy.testing import assert_allclose
+
+from skvae import VAEImputer, VAETransformer
 
 # 100 rows, 10 of them held out: 90 training rows, 6 batches of 16.
 FIT = """
@@ -103,3 +107,45 @@ def test_the_batch_bar_knows_the_length_of_the_first_epoch():
     n_batches = math.ceil((100 - 10) / 16)  # the held-out rows left out
     assert re.search(rf"epoch 1: +0%\|.*\| 0/{n_batches} ", out)
     assert table_rows(out.replace("\r", "\n")) == [1, 2]
+
+
+IMPUTER_NOTE = """\
+note: loss is the importance-weighted bound of 10 draws of z per row (IWAE), not the sum
+of its terms: the reconstruction and kl columns average the ELBO's terms over the draws,
+and reconstruction + kl is at least the loss
+"""
+
+
+@pytest.mark.parametrize(
+    "estimator, note",
+    [
+        (VAETransformer(), ""),
+        (VAETransformer(beta=2.0), "note: loss = reconstruction + 2 x kl\n"),
+        (
+            VAETransformer(beta=0.5, kl_warmup_epochs=4),
+            "note: loss = reconstruction + 0.5 x kl (in training, x a factor rising "
+            "from 0 to 1 over 4 epochs)\n",
+        ),
+        (VAEImputer(), IMPUTER_NOTE),
+    ],
+)
+def test_the_table_says_what_its_loss_is_when_not_the_sum_of_its_terms(
+    capsys, estimator, note
+):
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 3)
+    X[rng.rand(*X.shape) < 0.2] = np.nan
+    model = estimator.set_params(max_epochs=3, verbose=1, random_state=0)
+    imputer = isinstance(model, VAEImputer)
+    model.fit(X if imputer else np.nan_to_num(X))
+    out = capsys.readouterr().out
+    assert out.startswith(note + "epoch ")
+    loss, reconstruction, kl = (
+        np.array(model.history_[:, f"train_{key}"])
+        for key in ("loss", "reconstruction", "kl")
+    )
+    beta = model.beta
+    if imputer:  # Jensen: the ELBO is below the IWAE bound
+        assert np.all(reconstruction + beta * kl >= loss)
+    elif not model.kl_warmup_epochs:
+        assert_allclose(loss, reconstruction + beta * kl, rtol=1e-5)

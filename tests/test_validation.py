@@ -265,13 +265,32 @@ def test_divergence_in_fit_stops_at_once_and_leaves_the_model_unfitted():
     assert not hasattr(vae, "net_") and not hasattr(vae, "n_iter_")
 
 
+@pytest.mark.parametrize("how", ["fit", "refit", "first partial_fit"])
+def test_the_divergence_message_says_the_estimator_is_left_unfitted(how):
+    vae = VAETransformer(max_epochs=3, random_state=0)
+    if how == "refit":  # a fitted model is not kept either: fit starts afresh
+        vae.fit(GOOD)
+    vae.set_params(callbacks=[Poison(epoch=1)])
+    with pytest.raises(FloatingPointError) as info:
+        vae.partial_fit(GOOD) if how == "first partial_fit" else vae.fit(GOOD)
+    assert str(info.value).endswith(
+        "or pick a likelihood that matches the data. The estimator is left unfitted."
+    )
+    with pytest.raises(NotFittedError):
+        vae.transform(GOOD)
+
+
 def test_divergence_in_partial_fit_keeps_the_last_good_model():
     X = GOOD.copy()
     vae = VAETransformer(random_state=0).partial_fit(X)
     before = vae.transform(X)
     vae.net_.callbacks_.append(("poison", Poison(epoch=2).initialize()))
-    with pytest.raises(FloatingPointError, match="not finite"):
+    with pytest.raises(FloatingPointError, match="not finite") as info:
         vae.partial_fit(X)
+    assert str(info.value).endswith(
+        "the data. The model is left as it was before this call."
+    )
+    assert vae.n_iter_ == 1 and len(vae.loss_curve_) == 1
     assert all(torch.isfinite(p).all() for p in vae.net_.module_.parameters())
     assert_array_equal(vae.transform(X), before)
     assert len(vae.net_.history) == 1
