@@ -33,6 +33,7 @@ from ._tabular import AUTO, CATEGORICAL, fit_schema
 from ._training import (
     StopWhenConverged,
     _VAENet,
+    block_rows,
     log_marginal_likelihood,
     print_progress,
 )
@@ -395,7 +396,7 @@ class _BaseVAE(BaseEstimator):
     @property
     def _inference_rows(self):
         n_features = self._schema.n_features
-        return max(1, min(_INFERENCE_ROWS, _INFERENCE_ENTRIES // n_features))
+        return block_rows(min(_INFERENCE_ROWS, _INFERENCE_ENTRIES // n_features))
 
     def _dataset(self, X, device="cpu", checked=False, support=False, seed=None):
         """The dataset of the encoded rows of validated ``X``.

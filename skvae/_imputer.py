@@ -274,14 +274,20 @@ class VAEImputer(TransformerMixin, _BaseVAE):
             filled with 0 when ``keep_empty_features``), followed by the
             missing indicator when ``add_indicator``. A DataFrame with the
             columns and dtypes of ``X`` when ``X`` is one, else an array in
-            its float dtype.
+            its dtype (its float dtype, or ``object`` for an array of
+            strings).
         """
         check_is_fitted(self)
         if sp.issparse(X):
             raise TypeError("VAEImputer does not take sparse input; pass dense data.")
+        array_in = not isinstance(X, pd.DataFrame)
         X, dataset = self._inference_data(X)
         missing = self._missing_mask(X)
         filled = self._fill(X, missing, self._fills(dataset))
+        if array_in and isinstance(filled, pd.DataFrame):
+            # An array with categorical columns is checked and filled as a
+            # table of its columns; it comes back as an array, in X's dtype.
+            filled = filled.to_numpy()
         keep = [c.width > 0 or self.keep_empty_features for c in self._schema.columns]
         if isinstance(filled, pd.DataFrame):
             filled = filled.loc[:, keep]
@@ -316,6 +322,8 @@ class VAEImputer(TransformerMixin, _BaseVAE):
     def _fill(self, X, missing, decoded):
         """``X`` with its missing entries taken from ``decoded``."""
         if isinstance(X, pd.DataFrame):
+            # Decoded as an array when fit saw one (with categorical columns).
+            decoded = pd.DataFrame(decoded)
             out = X.copy()
             for i, name in enumerate(X.columns):
                 column = self._schema.columns[i]

@@ -283,6 +283,7 @@ n_features)
             One column per input column; a DataFrame with the column names
             (and the index of ``X``) when ``X`` is a DataFrame.
         """
+        frame = isinstance(X, pd.DataFrame)
         X, dataset = self._inference_data(X, support=True)
         terms = self.net_.importance_sampled(
             feature_log_likelihoods,
@@ -293,7 +294,7 @@ n_features)
         )
         terms = self._schema.per_column(to_numpy(terms, np.float64), X)
         terms = terms.astype(self._out_dtype(X), copy=False)
-        if isinstance(X, pd.DataFrame):
+        if frame:
             names = [column.name for column in self._schema.columns]
             return pd.DataFrame(terms, columns=names, index=X.index)
         return terms

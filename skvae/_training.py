@@ -238,6 +238,42 @@ def feature_log_likelihoods(module, x, eps, mask=None):
     return (weights * terms).sum(dim=0)
 
 
+# --------------------------------------------------------------------------
+# Batches of inference
+# --------------------------------------------------------------------------
+# Inference runs on batches of a multiple of ROW_BLOCK rows, the last one
+# padded with zero rows, so that a row's codes and scores do not depend on the
+# other rows of its batch: BLAS libraries multiply a few rows with other
+# kernels than many (summing in another order), and vectorised loops leave
+# the last floats of a tensor to scalar code, whose exp and log round
+# differently. 32 rows fill whole AVX-512 loop steps (2 x 16 floats).
+ROW_BLOCK = 32
+
+
+def block_rows(rows):
+    """``rows`` rounded down to a multiple of ``ROW_BLOCK`` (at least one)."""
+    return max(ROW_BLOCK, rows - rows % ROW_BLOCK)
+
+
+def pad_rows(x, mask=None):
+    """``x`` and ``mask`` with rows appended up to a multiple of ``ROW_BLOCK``:
+    zeros in ``x``, observed entries in ``mask``."""
+    extra = -len(x) % ROW_BLOCK
+    if not extra:
+        return x, mask
+    x = torch.cat([x, x.new_zeros(extra, *x.shape[1:])])
+    if mask is not None:
+        mask = torch.cat([mask, mask.new_ones(extra, *mask.shape[1:])])
+    return x, mask
+
+
+def padded_batches(batches):
+    """``(n_rows, x, mask)`` for each ``(x, mask)`` batch, padded by
+    ``pad_rows``: the results of the first ``n_rows`` rows are the batch's."""
+    for x, mask in batches:
+        yield (len(x), *pad_rows(x, mask))
+
+
 class NegativeELBO(nn.Module):
     """The training criterion: ``negative_elbo`` with a KL weight ``beta``."""
 
@@ -739,8 +775,8 @@ class _VAENet(NeuralNet):
 
     # -- inference: no_grad, eval mode, batches moved to the net's device --
     def _batches(self, dataset, batch_size):
-        for x, _ in BatchIterator(dataset, batch_size, device=self.device):
-            yield x
+        iterator = BatchIterator(dataset, batch_size, device=self.device)
+        return padded_batches(iterator)
 
     @torch.no_grad()
     def encode(self, dataset, batch_size):
@@ -748,10 +784,10 @@ class _VAENet(NeuralNet):
         self._set_training(False)
         with self._threads(min(len(dataset), batch_size)):
             parts = [
-                self.module_.encode(x, mask)
-                for x, mask in BatchIterator(dataset, batch_size, device=self.device)
+                [t[:n].cpu() for t in self.module_.encode(x, mask)]
+                for n, x, mask in self._batches(dataset, batch_size)
             ]
-        return tuple(torch.cat([p[i].cpu() for p in parts]) for i in range(2))
+        return tuple(torch.cat([p[i] for p in parts]) for i in range(2))
 
     @torch.no_grad()
     def decode_mean(self, Z, batch_size):
@@ -760,8 +796,8 @@ class _VAENet(NeuralNet):
         module = self.module_
         with self._threads(min(len(Z), batch_size)):
             means = [
-                module.likelihood.mean(module.decoder(z)).cpu()
-                for z in self._batches(InMemoryDataset(Z), batch_size)
+                module.likelihood.mean(module.decoder(z))[:n].cpu()
+                for n, z, _ in self._batches(InMemoryDataset(Z), batch_size)
             ]
         return torch.cat(means)
 
@@ -806,12 +842,12 @@ class _VAENet(NeuralNet):
         self._set_training(False)
         module = self.module_
         # K draws per row: shrink the batch so the decoder sees ~batch_size rows.
-        rows = max(1, batch_size // n_draws)
+        rows = block_rows(batch_size // n_draws)
         out = []
         with self._threads(min(len(dataset), rows) * n_draws):
-            for x, mask in BatchIterator(dataset, rows):  # on the host, for the keys
+            for n, x, mask in padded_batches(BatchIterator(dataset, rows)):  # host
                 eps = row_keyed_normal(x, n_draws, module.n_components, seed)
                 x, eps = x.to(self.device, non_blocking=True), eps.to(self.device)
                 mask = None if mask is None else mask.to(self.device)
-                out.append(fn(module, x, eps, mask, **kwargs).cpu())
+                out.append(fn(module, x, eps, mask, **kwargs)[:n].cpu())
         return torch.cat(out)

@@ -12,15 +12,7 @@ from skvae import VAEImputer, VAEOutlierDetector, VAETransformer
 
 
 def _expected_failed_checks(estimator):
-    return {
-        "check_methods_subset_invariance": (
-            "May fail: PyTorch computes in float32 and its matrix products "
-            "round differently for different batch sizes (about 1e-7 "
-            "relative), at the edge of this check's rtol=1e-7; "
-            "test_estimator.py checks subset invariance at float32 precision "
-            "(issue #3)."
-        ),
-    }
+    return {}
 
 
 @parametrize_with_checks(

@@ -136,6 +136,32 @@ def test_a_mixed_table_keeps_its_columns_and_dtypes():
     assert imputer.get_feature_names_out().tolist() == list(table.columns)
 
 
+def _coded_array():
+    """Category codes in column 0 and two numbers, with gaps in both kinds."""
+    rng = np.random.RandomState(0)
+    X = np.c_[rng.randint(3, size=40).astype(float), rng.normal(size=(40, 2))]
+    X[[3, 9], 1] = np.nan
+    X[[5, 7], 0] = np.nan
+    return X
+
+
+def test_an_array_with_a_categorical_column_comes_back_as_an_array():
+    X = _coded_array()
+    params = dict(likelihood={0: "categorical"}, max_epochs=2, n_impute_samples=20)
+    filled = VAEImputer(**params, random_state=0).fit(X).transform(X)
+    assert isinstance(filled, np.ndarray) and filled.dtype == np.float64
+    # The same fills as the same table as a DataFrame (trained alike).
+    table = pd.DataFrame(X)
+    as_table = VAEImputer(**params, random_state=0).fit(table).transform(table)
+    assert_array_equal(filled, as_table.to_numpy())
+    gaps = np.isnan(X)
+    assert_array_equal(filled[~gaps], X[~gaps])
+    assert set(filled[[5, 7], 0]) <= {0.0, 1.0, 2.0}
+    indicated = VAEImputer(**params, add_indicator=True).fit(X).transform(X)
+    assert indicated.shape == (40, 5)
+    assert_array_equal(indicated[:, 3:], gaps[:, :2])
+
+
 def test_in_a_pipeline_and_a_grid_search(correlated):
     X, X_gaps, _ = correlated
     y = (X[:, 0] > np.median(X[:, 0])).astype(int)

@@ -107,6 +107,18 @@ def test_feature_scores_of_a_table_are_named_by_column():
     assert np.all(np.isfinite(detector.score_samples(gappy)))
 
 
+def test_feature_scores_of_an_array_are_an_array():
+    rng = np.random.RandomState(0)
+    X = np.c_[rng.randint(3, size=40).astype(float), rng.normal(size=(40, 2))]
+    params = dict(likelihood={0: "categorical"}, max_epochs=2, random_state=0)
+    scores = VAEOutlierDetector(**params).fit(X).feature_scores(X)
+    assert isinstance(scores, np.ndarray) and scores.shape == (40, 3)
+    table = pd.DataFrame(X)
+    named = VAEOutlierDetector(**params).fit(table).feature_scores(table)
+    assert isinstance(named, pd.DataFrame)
+    assert_array_equal(scores, named.to_numpy())
+
+
 def test_digits_of_another_class_are_flagged():
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
