@@ -15,6 +15,7 @@ import mmap
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.utils import assert_all_finite
 
 from ._utils import process_group, to_tensor
 
@@ -56,13 +57,19 @@ def fits_on_device(n_bytes, device):
 
 
 def has_nan(X):
-    """Whether the array or sparse matrix ``X`` holds a NaN."""
+    """Whether the array or sparse matrix ``X`` holds a NaN (a gap).
+
+    An infinite entry is an error, with scikit-learn's message: this check
+    also stands in for ``validate_data``'s at inference time, so that the data
+    is read once (``_BaseVAE._check_input``).
+    """
     values = X.data if sp.issparse(X) else X
-    # One pass without a temporary: a NaN makes the sum NaN. A NaN sum can also
-    # come from infinities of both signs, so only then is each entry looked at.
+    # One pass without a temporary: the sum of finite entries is finite unless
+    # it overflows; only a sum that is not finite makes each entry be looked at.
     with np.errstate(over="ignore", invalid="ignore"):
-        if not np.isnan(np.sum(values)):
+        if np.isfinite(np.sum(values)):
             return False
+        assert_all_finite(values, allow_nan=True, input_name="X")
     return bool(np.isnan(values).any())
 
 
