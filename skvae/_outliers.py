@@ -305,7 +305,10 @@ n_features)
         The importance-weighted estimate of log p(x) with
         ``n_score_samples_`` draws, of the observed entries of each row.
         Deterministic: the draws are keyed by each row's values and a seed
-        drawn at ``fit``.
+        drawn at ``fit``. A category that ``fit`` did not see is as likely as
+        an additive-smoothing estimate makes a never-seen level, and a row
+        holding one scores at most ``offset_`` plus that log-probability, so
+        that ``predict`` flags it.
 
         Parameters
         ----------
@@ -318,7 +321,8 @@ n_features)
         scores : ndarray of shape (n_samples,)
             Estimated log p(x) in nats, in the float dtype of ``X``.
         """
-        return self._log_likelihood(X)
+        check_is_fitted(self)
+        return self._log_likelihood(X, unseen_ceiling=self.offset_)
 
     def decision_function(self, X):
         """Score shifted by the threshold: negative for outliers.
@@ -364,7 +368,8 @@ n_features)
         features explain (the rest is the cost of the code). A categorical
         column's entry is the log-probability of its category, a transformed
         numeric column's includes its log-slope (as in ``score_samples``),
-        and a missing entry's is 0.
+        a category that ``fit`` did not see has its additive-smoothing
+        log-probability (see ``score_samples``), and a missing entry's is 0.
 
         Parameters
         ----------

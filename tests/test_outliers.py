@@ -114,6 +114,23 @@ def test_feature_scores_of_a_table_are_named_by_column(table, table_detector):
     assert np.all(np.isfinite(detector.score_samples(gappy)))
 
 
+def test_a_category_unseen_in_fit_is_flagged_and_named(table, table_detector):
+    detector = table_detector
+    rows = table.head(3).copy()
+    rows.loc[1, "kind"] = "medium"
+    gaps = rows.assign(kind=[rows.kind[0], None, rows.kind[2]])
+    assert_array_equal(detector.predict(rows), [1, -1, 1])
+    # Its additive-smoothing log-probability (200 rows, 2 categories), and a
+    # score below the threshold by at least as much.
+    unseen = -np.log(200 + 2 + 1)
+    expected = detector.score_samples(gaps)
+    expected[1] = min(expected[1], detector.offset_) + unseen
+    assert_allclose(detector.score_samples(rows), expected, rtol=1e-12)
+    contributions = detector.feature_scores(rows)
+    assert contributions.loc[1, "kind"] == pytest.approx(unseen, rel=1e-12)
+    assert contributions.iloc[1].idxmin() == "kind"
+
+
 def test_held_out_rows_are_flagged_at_the_contamination_rate():
     rng = np.random.RandomState(0)
     mixing = rng.normal(size=(10, 10)) / np.sqrt(10)
