@@ -137,11 +137,15 @@ class _BaseVAE(BaseEstimator):
         try:
             return self._train(None, X, epochs, reset=True)
         except BaseException:
-            # A fit that fails leaves the estimator unfitted rather than
-            # mixing the previous model with the new data's attributes.
-            for name in [k for k in vars(self) if k.endswith("_")]:
-                delattr(self, name)
+            self._forget_fit()
             raise
+
+    def _forget_fit(self):
+        """Drop the fitted attributes: a fit that fails leaves the estimator
+        unfitted rather than mixing the previous model with the new data's
+        attributes."""
+        for name in [k for k in vars(self) if k.endswith("_")]:
+            delattr(self, name)
 
     def _partial_fit(self, X):
         if self.early_stopping:

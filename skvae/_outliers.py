@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import OutlierMixin, _fit_context, clone
 from sklearn.model_selection import KFold
-from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils import _safe_indexing
 from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted
@@ -68,7 +68,8 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
         Whether the detector is for new rows, as in
         :class:`~sklearn.neighbors.LocalOutlierFactor`. True: the threshold
         is set on cross-fitted scores (each training row scored by one of
-        five models fitted on the other 80 % of the rows), so that clean new
+        five models fitted on the other 80 % of the rows, for as many epochs
+        as the detector's own model), so that clean new
         rows are flagged at the ``contamination`` rate; a model scores the
         rows it was fitted to higher than new ones, and a threshold set on
         those would flag far more new rows (on small tables, several times
@@ -227,18 +228,19 @@ n_features)
         self : object
             Fitted estimator.
         """
-        scores = None
-        if self.novelty:
-            # Before the model's own fit: a failure leaves the estimator as it
-            # was. Rows are taken from X once validated (a DataFrame, or an
-            # array or CSR/CSC matrix).
-            checked = clone(self)._check_input(X, reset=True)
-            if _num_samples(checked) >= N_FOLDS:
-                scores = self._cross_fitted_scores(checked)
         self._fit(X, epochs=self.max_epochs, reset=True)
         self.n_score_samples_ = self.n_score_samples
-        if scores is None:
-            scores = self._log_likelihood(X).astype(np.float64)
+        # Rows are taken from X once validated (a DataFrame, or an array or
+        # CSR/CSC matrix).
+        checked = self._check_input(X, reset=False)
+        if self.novelty and _num_samples(checked) >= N_FOLDS:
+            try:
+                scores = self._cross_fitted_scores(checked)
+            except BaseException:
+                self._forget_fit()
+                raise
+        else:
+            scores = self._log_likelihood(checked).astype(np.float64)
         if self.contamination == "auto":
             q1, q3 = np.percentile(scores, [25, 75])
             self.offset_ = float(q1 - 1.5 * (q3 - q1))
@@ -250,17 +252,28 @@ n_features)
         """Scores of the rows of ``X``, each by a model fitted without it.
 
         ``N_FOLDS``-fold cross-fitting: each fold's rows are scored by a
-        detector with the same parameters, fitted on the other folds.
+        detector with the same parameters, fitted on the other folds for as
+        many epochs as the model holds (``best_epoch_``). The longer a model
+        trains on a small table, the more it prefers its own rows to new
+        ones; folds that stopped at other epochs would set the threshold for
+        another model (on 46 rows of Cars93, folds stopping after 200-550
+        epochs where the model ran 900 flagged 38 % of clean new rows for a
+        contamination of 0.1).
         """
         n_samples = _num_samples(X)
-        rng = check_random_state(self.random_state)
-        folds = KFold(N_FOLDS, shuffle=True, random_state=draw_seed(rng))
+        epochs = self.best_epoch_
+        folds = KFold(N_FOLDS, shuffle=True, random_state=draw_seed(self._rng))
         scores = np.empty(n_samples)
         for train, test in folds.split(np.empty((n_samples, 1))):
             model = clone(self).set_params(
-                novelty=False, verbose=0, random_state=draw_seed(rng)
+                novelty=False,
+                max_epochs=epochs,
+                n_iter_no_change=epochs,  # no stop before max_epochs
+                early_stopping=False,
+                verbose=0,
+                random_state=draw_seed(self._rng),
             )
-            model._fit(_safe_indexing(X, train), epochs=self.max_epochs, reset=True)
+            model._fit(_safe_indexing(X, train), epochs=epochs, reset=True)
             scores[test] = model._log_likelihood(_safe_indexing(X, test))
         return scores
 

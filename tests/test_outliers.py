@@ -6,6 +6,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
+from skorch.callbacks import Callback
 
 from skvae import VAEOutlierDetector
 
@@ -150,6 +151,30 @@ def test_held_out_rows_are_flagged_at_the_contamination_rate():
     # training rows' own scores flags 0.2 of the new rows here.
     flagged = (detector.predict(new) == -1).mean()
     assert abs(flagged - 0.1) < 0.076
+
+
+class _TrainingLengths(Callback):
+    """Records the epochs of every training run, across clones."""
+
+    runs = []
+
+    def on_train_end(self, net, **kwargs):
+        _TrainingLengths.runs.append(len(net.history))
+
+
+def test_the_threshold_models_train_as_long_as_the_model(clusters):
+    X, _ = clusters
+    _TrainingLengths.runs.clear()
+    detector = VAEOutlierDetector(
+        max_epochs=40,
+        n_iter_no_change=3,
+        tol=0.05,
+        callbacks=[_TrainingLengths()],
+        random_state=0,
+    ).fit(X[:100])
+    # The model's own run, then one per fold for as many epochs as it ran.
+    assert detector.n_iter_ < 40
+    assert _TrainingLengths.runs == [detector.n_iter_] * 6
 
 
 def test_fit_predict_is_for_the_training_rows_only():
