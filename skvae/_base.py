@@ -344,6 +344,11 @@ class _BaseVAE(BaseEstimator):
             return self._mark_missing(pd.DataFrame(X).infer_objects())
         nan_marker = self._missing and np.isnan(self.missing_values)
         finite = "allow-nan" if nan_marker else True
+        if nan_marker and not reset and self._schema.identity:
+            # The rows go to the encoder as they are, and the gap check on
+            # their way there (_dataset, has_nan) refuses infinity too: one
+            # pass over X instead of two.
+            finite = False
         if is_file_backed(X):
             validate_data(self, X[:1], ensure_all_finite=finite, reset=reset)
             return X
