@@ -333,11 +333,12 @@ class _BaseVAE(BaseEstimator):
         self._check_missing_values()
         if isinstance(X, pd.DataFrame):
             validate_data(self, X, skip_check_array=True, reset=reset)
-            if X.shape[0] == 0:
-                raise ValueError(
-                    f"Found array with 0 sample(s) (shape={X.shape}) while a "
-                    "minimum of 1 is required."
-                )
+            for axis, what in enumerate(("sample(s)", "feature(s)")):
+                if X.shape[axis] == 0:
+                    raise ValueError(
+                        f"Found array with 0 {what} (shape={X.shape}) while a "
+                        "minimum of 1 is required."
+                    )
             return self._mark_missing(X)
         if self._wants_categorical(reset) and not sp.issparse(X):
             X = validate_data(self, X, dtype=None, ensure_all_finite=False, reset=reset)

@@ -822,6 +822,8 @@ def scan(X, positions, names, likelihoods=None, allow_nan=True):
     ranges : dict
         ``{position: (min, max)}`` of observed values (NaN when none is).
     """
+    if not positions:  # a table of categorical columns only
+        return {}
     groups = {}
     for j, i in enumerate(positions):
         if likelihoods and i in likelihoods:

@@ -15,7 +15,7 @@ from pandas.testing import assert_frame_equal
 from scipy.stats import kstest, norm
 from sklearn.model_selection import GridSearchCV, KFold
 
-from skvae import VAETransformer
+from skvae import VAEImputer, VAEOutlierDetector, VAETransformer
 from skvae._tabular import Column, ColumnTransform, _one_hot, fit_schema
 
 
@@ -406,6 +406,31 @@ def test_an_array_with_string_columns_can_name_them_categorical():
     out = vae.sample(4, random_state=0)
     assert isinstance(out, np.ndarray) and set(out[:, 0]) <= {"a", "b"}
     assert vae.transform(X).shape == (4, 2)
+
+
+def test_a_table_without_numeric_columns_fits_in_every_estimator():
+    table = pd.DataFrame(
+        {
+            "kind": pd.Series(["x", "y", "x", None] * 10, dtype=object),
+            "size": pd.Categorical(["small", "large"] * 20),
+        }
+    )
+    vae = VAETransformer(max_epochs=2, random_state=0).fit(table)
+    assert vae.likelihoods_ == {"kind": "categorical", "size": "categorical"}
+    assert set(vae.sample(20, random_state=0)["kind"]) <= {"x", "y"}
+    filled = VAEImputer(max_epochs=2, random_state=0).fit_transform(table)
+    assert filled.notna().all().all()
+    assert_frame_equal(filled[table.notna().all(axis=1)], table.dropna())
+    detector = VAEOutlierDetector(max_epochs=2, random_state=0).fit(table)
+    assert set(detector.predict(table)) <= {-1, 1}
+    codes = np.array([[0, 1], [1, 2], [2, 0]] * 5)
+    vae = VAETransformer(likelihood="categorical", max_epochs=2).fit(codes)
+    assert set(vae.sample(20, random_state=0).ravel()) <= {0, 1, 2}
+
+
+def test_a_table_without_columns_is_a_clear_error(table):
+    with pytest.raises(ValueError, match=r"0 feature\(s\) \(shape=\(120, 0\)\)"):
+        VAETransformer(max_epochs=1).fit(table[[]])
 
 
 # ---------------------------------------------------------------- scores
