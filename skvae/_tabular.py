@@ -650,7 +650,7 @@ def fit_schema(
                 column = Column(name, chosen, dtype, None, False, transform, *ranges[i])
                 column.decimals = _decimals(values, dtype)
                 if transform.kind == "normal_scores":  # cuts are normal scores
-                    column.levels, column.cuts = _levels(values, dtype)
+                    column.levels, column.cuts = _levels(values, column)
                 elif chosen == "gaussian_heteroscedastic":
                     column.unit_floor = True
                 columns.append(column)
@@ -672,10 +672,15 @@ def _decimals(values, dtype):
     return None
 
 
-def _levels(values, dtype):
+def _levels(values, column):
     """Distinct values of an integer column and the internal bounds between
-    them (``ndtri`` of the empirical CDF), or ``(None, None)``."""
-    if not pd.api.types.is_integer_dtype(dtype):
+    them (``ndtri`` of the empirical CDF), or ``(None, None)``.
+
+    A float column whose observed values are all whole numbers (``decimals``
+    0) is an integer column too: ``read_csv`` gives float64 to an integer
+    column with a gap.
+    """
+    if not (pd.api.types.is_integer_dtype(column.dtype) or column.decimals == 0):
         return None, None
     levels, counts = np.unique(values, return_counts=True)
     if len(levels) > MAX_LEVELS:

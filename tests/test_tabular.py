@@ -332,6 +332,25 @@ def test_training_spreads_each_integer_value_uniformly_over_its_interval():
     assert kstest(p, "uniform").statistic < 0.05
 
 
+def test_a_float_column_of_whole_numbers_is_an_integer_column():
+    # read_csv gives float64 to an integer column with a gap: it is modelled
+    # exactly as the same column held as Int64, and comes back as float64.
+    rng = np.random.RandomState(0)
+    n = 200
+    year = rng.choice([2007, 2008, 2009], size=n, p=[0.3, 0.3, 0.4])
+    floats = pd.DataFrame({"year": year.astype(float), "x": rng.normal(size=n)})
+    floats.loc[5, "year"] = np.nan
+    params = dict(n_components=2, max_epochs=5, random_state=0)
+    vae = VAETransformer(**params).fit(floats)
+    twin = VAETransformer(**params).fit(floats.astype({"year": "Int64"}))
+    levels = {c.name: c.levels for c in vae._schema.columns}
+    assert levels == {"year": [2007, 2008, 2009], "x": None}
+    samples = vae.sample(200, random_state=0)
+    assert samples["year"].dtype == np.float64
+    expected = twin.sample(200, random_state=0).astype({"year": np.float64})
+    assert_frame_equal(samples, expected)
+
+
 def test_standardised_integer_columns_are_encoded_alike_in_training():
     # Only normal scores spread integer levels; a standardised column (the
     # imputer's) is encoded the same way in training and at inference.
