@@ -179,7 +179,9 @@ class _BaseVAE(BaseEstimator):
             # moved the net to the CPU: keep training where the net is.
             self._device = str(net.device)
         hidden_layer_sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
+        # The dtypes of fit are those of X before numeric gaps are marked.
         dataframe = isinstance(X, pd.DataFrame)
+        dtypes = X.dtypes if dataframe else None
         X = self._check_input(X, reset=reset)
         rank, world_size = process_group()
         if reset:
@@ -189,6 +191,7 @@ class _BaseVAE(BaseEstimator):
                 self._numeric_transform,
                 allow_nan=self._missing,
                 dataframe=dataframe,
+                dtypes=dtypes,
                 allow_empty=self._allow_empty,
                 numeric_likelihood=self._numeric_likelihood,
             )
@@ -397,14 +400,12 @@ class _BaseVAE(BaseEstimator):
             X.data[X.data == marker] = np.nan
             return X
         if isinstance(X, pd.DataFrame):
-            numeric = [
-                c
-                for c in X.columns
-                if pd.api.types.is_numeric_dtype(X[c])
-                and not pd.api.types.is_bool_dtype(X[c])
-            ]
             X = X.copy()
-            X[numeric] = X[numeric].mask(X[numeric] == marker)
+            for i, dtype in enumerate(X.dtypes):
+                if pd.api.types.is_bool_dtype(dtype):
+                    continue
+                if pd.api.types.is_numeric_dtype(dtype):
+                    X.isetitem(i, _with_gaps(X.iloc[:, i], marker))
             return X
         return np.where(X == marker, np.nan, X).astype(X.dtype, copy=False)
 
@@ -641,6 +642,21 @@ def _check_decoder_width(module, device):
 def _add_to_message(exc, sentence):
     """Append ``sentence`` to the message of the exception ``exc``."""
     exc.args = (f"{exc.args[0]} {sentence}", *exc.args[1:])
+
+
+def _with_gaps(values, marker):
+    """A numeric Series with its entries equal to ``marker`` made missing.
+
+    A NumPy integer column becomes the nullable integer dtype of its width,
+    which holds gaps without turning the integers into floats.
+    """
+    gaps = (values == marker).to_numpy(dtype=bool, na_value=False)
+    if not gaps.any():
+        return values
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        values = values.astype(dtype.name.replace("uint", "UInt").replace("int", "Int"))
+    return values.mask(gaps)
 
 
 def _silent(*args, **kwargs):

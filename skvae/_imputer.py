@@ -281,9 +281,10 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         if sp.issparse(X):
             raise TypeError("VAEImputer does not take sparse input; pass dense data.")
         array_in = not isinstance(X, pd.DataFrame)
+        dtypes = None if array_in else X.dtypes
         X, dataset = self._inference_data(X)
         missing = self._missing_mask(X)
-        filled = self._fill(X, missing, self._fills(dataset))
+        filled = self._fill(X, missing, self._fills(dataset), dtypes)
         if array_in and isinstance(filled, pd.DataFrame):
             # An array with categorical columns is checked and filled as a
             # table of its columns; it comes back as an array, in X's dtype.
@@ -319,19 +320,22 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         )
         return self._schema.decode(to_numpy(fills, np.float64))
 
-    def _fill(self, X, missing, decoded):
-        """``X`` with its missing entries taken from ``decoded``."""
+    def _fill(self, X, missing, decoded, dtypes=None):
+        """``X`` with its missing entries taken from ``decoded``; a DataFrame
+        in ``dtypes``, those of the input before its gaps were marked (by
+        default X's own)."""
         if isinstance(X, pd.DataFrame):
+            dtypes = X.dtypes if dtypes is None else dtypes
             # Decoded as an array when fit saw one (with categorical columns).
             decoded = pd.DataFrame(decoded)
             out = X.copy()
-            for i, name in enumerate(X.columns):
-                column = self._schema.columns[i]
+            for i, column in enumerate(self._schema.columns):
                 gaps = missing[:, i]
                 if gaps.any() and column.width:
-                    out[name] = _fill_series(X[name], decoded.iloc[:, i], gaps)
-                elif not column.width:
-                    out[name] = 0 if self.keep_empty_features else out[name]
+                    values = _fill_series(X.iloc[:, i], decoded.iloc[:, i], gaps)
+                    out.isetitem(i, values.astype(dtypes.iloc[i]))
+                elif not column.width and self.keep_empty_features:
+                    out.isetitem(i, 0)
             return out
         out = np.array(X, dtype=X.dtype, copy=True)
         decoded = np.asarray(decoded, dtype=np.float64)

@@ -577,6 +577,7 @@ def fit_schema(
     dataframe=None,
     allow_empty=False,
     numeric_likelihood="gaussian",
+    dtypes=None,
 ):
     """Resolve the columns of validated training data ``X``.
 
@@ -598,6 +599,10 @@ def fit_schema(
         (likelihood ``"empty"``, no features) rather than an error.
     numeric_likelihood : str, default="gaussian"
         The likelihood of ``"auto"`` numeric columns outside [0, 1].
+    dtypes : Series or None, default=None
+        The dtypes to give columns back in: those of the DataFrame before its
+        gaps were marked (an ``int64`` column with a ``missing_values``
+        marker is ``Int64`` once marked); None: X's own.
 
     Returns
     -------
@@ -606,6 +611,9 @@ def fit_schema(
     if dataframe is None:
         dataframe = isinstance(X, pd.DataFrame)
     names = list(X.columns) if isinstance(X, pd.DataFrame) else list(range(X.shape[1]))
+    if dtypes is None:
+        dtypes = X.dtypes if isinstance(X, pd.DataFrame) else ["float64"] * len(names)
+    dtypes = [str(dtype) for dtype in dtypes]
     requested = _requested(likelihood, names)
     kinds = [_kind(X, i, names[i], requested[i]) for i in range(len(names))]
     numeric = [
@@ -627,8 +635,8 @@ def fit_schema(
     columns = []
     for i, name in enumerate(names):
         chosen = requested[i]
+        dtype = dtypes[i]
         if i in empty:
-            dtype = str(X.dtypes.iloc[i]) if isinstance(X, pd.DataFrame) else "float64"
             columns.append(Column(name, EMPTY, dtype))
             continue
         if kinds[i] == CATEGORICAL or chosen == CATEGORICAL:
@@ -636,7 +644,6 @@ def fit_schema(
             _one_hot(_column(X, i), column, allow_nan)  # gaps where none may be
             columns.append(column)
             continue
-        dtype = str(X.dtypes.iloc[i]) if isinstance(X, pd.DataFrame) else "float64"
         if chosen == AUTO and classic:
             chosen = "bernoulli"
         elif chosen == AUTO:

@@ -68,6 +68,24 @@ def test_float32_and_a_missing_values_marker(correlated):
     assert not np.any(filled[gaps] == -1)
 
 
+def test_a_marker_in_an_integer_column_of_a_dataframe():
+    rng = np.random.RandomState(0)
+    count = rng.randint(0, 4, size=60)
+    gaps = rng.rand(60) < 0.2
+    x = rng.normal(size=60)
+    marked = pd.DataFrame({"count": np.where(gaps, -1, count), "x": x})
+    params = dict(max_epochs=3, n_impute_samples=20, random_state=0)
+    filled = VAEImputer(missing_values=-1, **params).fit_transform(marked)
+    assert filled["count"].dtype == np.int64
+    assert_array_equal(filled[~gaps], marked[~gaps])
+    assert filled["count"][gaps].between(0, 3).all()
+    # Exactly as with pd.NA in the marker's place.
+    holes = marked.astype({"count": "Int64"})
+    holes.loc[gaps, "count"] = pd.NA
+    expected = VAEImputer(**params).fit_transform(holes).astype({"count": np.int64})
+    pd.testing.assert_frame_equal(filled, expected)
+
+
 def test_sample_posterior_draws_plausible_completions(correlated):
     X, X_gaps, gaps = correlated
     draws = [

@@ -273,6 +273,26 @@ def test_gaps_need_missing_values(table):
         VAETransformer(missing_values=None, max_epochs=1).fit(no_numeric_gaps)
 
 
+def test_a_numeric_marker_makes_gaps_and_integer_columns_stay_integers():
+    rng = np.random.RandomState(0)
+    count = rng.randint(0, 4, size=60)
+    gaps = rng.rand(60) < 0.2
+    x = rng.normal(size=60)
+    marked = pd.DataFrame({"count": np.where(gaps, -1, count), "x": x})
+    # The same table with pd.NA in place of the marker: the same model.
+    holes = marked.astype({"count": "Int64"})
+    holes.loc[gaps, "count"] = pd.NA
+    params = dict(n_components=2, max_epochs=3, random_state=0)
+    vae = VAETransformer(missing_values=-1, **params).fit(marked)
+    twin = VAETransformer(**params).fit(holes)
+    assert [c.levels for c in vae._schema.columns] == [[0, 1, 2, 3], None]
+    samples = vae.sample(50, random_state=0)
+    assert samples["count"].dtype == np.int64
+    expected = twin.sample(50, random_state=0).astype({"count": np.int64})
+    assert_frame_equal(samples, expected)
+    assert_array_equal(vae.score_samples(marked), twin.score_samples(holes))
+
+
 # ------------------------------------------------------------ DataFrames out
 def test_samples_come_back_with_the_columns_and_dtypes_of_fit(fitted_table, table):
     samples = fitted_table.sample(200, random_state=0)
