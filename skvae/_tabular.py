@@ -1035,7 +1035,8 @@ def _restore_categories(codes, column):
     values = np.empty(len(codes), dtype=object)
     values[:] = [categories[c] for c in codes]
     if column.dtype == "object":
-        return values
+        # A Series: pandas would infer its string dtype for an array of str.
+        return pd.Series(values, dtype=object)
     return pd.array(values, dtype=pd.api.types.pandas_dtype(column.dtype))
 
 

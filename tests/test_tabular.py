@@ -308,6 +308,36 @@ def test_samples_come_back_with_the_columns_and_dtypes_of_fit(fitted_table, tabl
     assert samples["species"].nunique() == 3 and samples["size"].nunique() > 100
 
 
+def test_every_dtype_comes_back_as_it_went_in():
+    r = np.arange(40)
+    ab = np.array(["a", "b"])[r % 2]
+    table = pd.DataFrame(
+        {
+            "object": pd.Series(ab, dtype=object),
+            "mixed": pd.Series([1, "b"] * 20, dtype=object),
+            "str": pd.Series(ab, dtype="str"),
+            "string": pd.array(ab, dtype="string"),
+            "category": pd.Categorical(ab),
+            "bool": r % 3 == 0,
+            "boolean": pd.array(r % 3 == 0, dtype="boolean"),
+            "Int64": pd.array(r % 5, dtype="Int64"),
+            "Float64": pd.array(r / 7, dtype="Float64"),
+            "int32": (r % 5).astype(np.int32),
+            "uint8": (r % 5).astype(np.uint8),
+            "float32": (r / 3).astype(np.float32),
+        }
+    )
+    vae = VAETransformer(max_epochs=2, random_state=0).fit(table)
+    for out in (vae.sample(5, random_state=0), vae.inverse_transform(np.zeros((5, 2)))):
+        pd.testing.assert_series_equal(out.dtypes, table.dtypes)
+        assert set(out["object"]) <= {"a", "b"} and set(out["mixed"]) <= {1, "b"}
+    gaps = table.copy()
+    gaps.iloc[3, [0, 2, 3, 4, 6, 7, 8]] = None
+    filled = VAEImputer(max_epochs=2, random_state=0).fit_transform(gaps)
+    pd.testing.assert_series_equal(filled.dtypes, table.dtypes)
+    assert filled.notna().all().all()
+
+
 def test_integer_columns_keep_the_frequencies_of_their_values():
     # Integer levels are spread over their probability intervals in training,
     # so a smooth Gaussian on the internal scale gives back their frequencies
