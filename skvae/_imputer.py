@@ -1,5 +1,6 @@
 """``VAEImputer``: missing values filled by a variational autoencoder (MIWAE)."""
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -61,7 +62,10 @@ class VAEImputer(TransformerMixin, _BaseVAE):
 
     keep_empty_features : bool, default=False
         Whether columns with no observed value in ``fit`` are kept in the
-        output, filled with 0, rather than dropped.
+        output, filled with 0, rather than dropped with a warning. A
+        DataFrame's column keeps its dtype: 0 in numeric, boolean and
+        ``object`` columns (as in :class:`~sklearn.impute.SimpleImputer`),
+        and other columns (strings, categories) are left as they are.
 
     sample_posterior : bool, default=False
         Draw each row's imputations from the model's posterior predictive
@@ -290,6 +294,8 @@ class VAEImputer(TransformerMixin, _BaseVAE):
             # table of its columns; it comes back as an array, in X's dtype.
             filled = filled.to_numpy()
         keep = [c.width > 0 or self.keep_empty_features for c in self._schema.columns]
+        if not all(keep):
+            self._warn_skipped(keep)
         if isinstance(filled, pd.DataFrame):
             filled = filled.loc[:, keep]
         else:
@@ -335,7 +341,7 @@ class VAEImputer(TransformerMixin, _BaseVAE):
                     values = _fill_series(X.iloc[:, i], decoded.iloc[:, i], gaps)
                     out.isetitem(i, values.astype(dtypes.iloc[i]))
                 elif not column.width and self.keep_empty_features:
-                    out.isetitem(i, 0)
+                    out.isetitem(i, _empty_column(X.iloc[:, i], dtypes.iloc[i]))
             return out
         out = np.array(X, dtype=X.dtype, copy=True)
         decoded = np.asarray(decoded, dtype=np.float64)
@@ -343,6 +349,17 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         out[missing] = decoded[missing].astype(out.dtype)
         out[:, empty] = 0
         return out
+
+    def _warn_skipped(self, keep):
+        """Warn, as SimpleImputer does, of the columns left out of the output."""
+        empty = np.flatnonzero(np.logical_not(keep))
+        if hasattr(self, "feature_names_in_"):
+            empty = self.feature_names_in_[empty]
+        warnings.warn(
+            f"Skipping features without any observed values: {empty.tolist()}. At "
+            "least one observed value in fit is needed to impute a feature; set "
+            "keep_empty_features=True to keep such features (filled with 0)."
+        )
 
     def _missing_mask(self, X):
         if isinstance(X, pd.DataFrame):
@@ -389,6 +406,16 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def _empty_column(series, dtype):
+    """A column with no observed value in fit, as ``keep_empty_features``
+    gives it back in its ``dtype``: 0 where the dtype holds numbers (numeric
+    and boolean dtypes, and ``object`` as in ``SimpleImputer``), else as it
+    is."""
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
+        return pd.Series(0, index=series.index).astype(dtype)
+    return series.astype(dtype)
 
 
 def _fill_series(series, decoded, gaps):

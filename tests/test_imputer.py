@@ -1,5 +1,7 @@
 """VAEImputer: scikit-learn's imputer API, filled by importance sampling."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -109,7 +111,8 @@ def test_add_indicator_and_empty_features(correlated):
     _, X_gaps, gaps = correlated
     X = np.column_stack([X_gaps, np.full(len(X_gaps), np.nan)])
     dropped = VAEImputer(add_indicator=True, **FAST).fit(X)
-    out = dropped.transform(X)
+    with pytest.warns(UserWarning, match=re.escape("observed values: [6]. At")):
+        out = dropped.transform(X)
     assert out.shape == (len(X), 6 + 7)  # the empty column goes; 7 indicators
     assert_array_equal(out[:, 6:], np.isnan(X).astype(float))
     assert dropped.get_feature_names_out()[-1] == "missingindicator_x6"
@@ -117,6 +120,36 @@ def test_add_indicator_and_empty_features(correlated):
     out = kept.transform(X)
     assert out.shape == X.shape and np.all(out[:, 6] == 0)
     assert kept.likelihoods_[6] == "empty"
+
+
+def test_empty_columns_of_a_dataframe_keep_their_dtypes_or_warn():
+    n = 30
+    table = pd.DataFrame(
+        {
+            "x": np.linspace(0, 1, n),
+            "float": np.nan,
+            "Int64": pd.array([None] * n, dtype="Int64"),
+            "object": pd.Series([np.nan] * n, dtype=object),
+            "str": pd.Series([np.nan] * n, dtype="str"),
+            "category": pd.Categorical([None] * n, categories=["a"]),
+        }
+    )
+    params = dict(max_epochs=2, n_impute_samples=10, random_state=0)
+    kept = VAEImputer(keep_empty_features=True, **params).fit_transform(table)
+    pd.testing.assert_series_equal(kept.dtypes, table.dtypes)
+    # 0 where SimpleImputer puts it; the column as it is where 0 cannot go.
+    simple = SimpleImputer(strategy="most_frequent", keep_empty_features=True)
+    zeros = simple.fit_transform(table[["float", "object"]])
+    assert_array_equal(kept[["float", "object"]].to_numpy(), zeros)
+    assert (kept["Int64"] == 0).all()
+    pd.testing.assert_frame_equal(kept[["str", "category"]], table[["str", "category"]])
+    imputer = VAEImputer(**params).fit(table)
+    skipped = "['float', 'Int64', 'object', 'str', 'category']"
+    with pytest.warns(UserWarning, match=re.escape(skipped)) as record:
+        assert list(imputer.transform(table).columns) == ["x"]
+    assert str(record[0].message).startswith(
+        f"Skipping features without any observed values: {skipped}."
+    )
 
 
 def test_a_mixed_table_keeps_its_columns_and_dtypes():
