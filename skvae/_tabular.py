@@ -34,6 +34,8 @@ N_QUANTILES = 1000
 # Largest magnitude accepted in a column modelled as given: divided by the
 # smallest Gaussian scale (1e-3) and squared, it still fits in float32.
 LARGEST_VALUE = 1e15
+# Integers beyond this magnitude are not all exactly representable in float64.
+LARGEST_INTEGER = 2**53
 # A float column whose observed values all have at most this many decimals
 # (such as measurements recorded to 0.1 mm) is given back at that precision.
 MAX_DECIMALS = 6
@@ -485,6 +487,8 @@ class ColumnSchema:
                         f"Column {names[i]!r} was numeric in fit but has dtype "
                         f"{dtype} now; pass the columns with the dtypes of fit."
                     )
+                if pd.api.types.is_complex_dtype(dtype):
+                    raise _complex_error(names[i], dtype)
         likelihoods = None
         if support:
             likelihoods = {
@@ -644,6 +648,7 @@ def fit_schema(
             _one_hot(_column(X, i), column, allow_nan)  # gaps where none may be
             columns.append(column)
             continue
+        _check_integers(name, dtype, ranges[i])
         if chosen == AUTO and classic:
             chosen = "bernoulli"
         elif chosen == AUTO:
@@ -707,6 +712,28 @@ def _check_magnitude(name, value_range):
         )
 
 
+def _check_integers(name, dtype, value_range):
+    """Refuse integers that float64, in which columns are read, cannot hold."""
+    if not pd.api.types.is_integer_dtype(dtype):
+        return
+    largest = max(abs(value_range[0]), abs(value_range[1]))
+    if largest >= LARGEST_INTEGER:
+        raise ValueError(
+            f"Column {name!r} holds integers as large as {largest:.4g}, beyond "
+            "2**53: float64, in which the model reads columns, does not hold "
+            "every such integer, so they would come back changed. Drop the "
+            "column if it identifies rows; otherwise convert it to float64."
+        )
+
+
+def _complex_error(name, dtype):
+    return ValueError(
+        f"Column {name!r} has dtype {dtype}: complex numbers are not supported. "
+        "Split it into two float columns (its real and imaginary parts), or drop "
+        "it."
+    )
+
+
 def _requested(likelihood, names):
     """The likelihood asked for each column (``"auto"`` where none is)."""
     if isinstance(likelihood, str):
@@ -761,6 +788,8 @@ def _kind(X, i, name, requested):
                 "that names likelihoods for the numeric columns only."
             )
         return CATEGORICAL
+    if pd.api.types.is_complex_dtype(dtype):
+        raise _complex_error(name, dtype)
     return "numeric"
 
 

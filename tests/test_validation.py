@@ -65,6 +65,27 @@ BAD_TRAINING_DATA = [
         "Column 0.*MinMaxScaler",
     ),
     ("list of ragged rows", [[0.1, 0.2], [0.3]], {}, ValueError, "inhomogeneous"),
+    (
+        "complex column",
+        pd.DataFrame({"x": GOOD[:, 0], "z": GOOD[:, 1] + 1j}),
+        {},
+        ValueError,
+        "Column 'z' has dtype complex128.*real and imaginary parts",
+    ),
+    (
+        "integers beyond float64",
+        pd.DataFrame({"id": np.array([2**63 + 5, 3] * 10, dtype=np.uint64)}),
+        {},
+        ValueError,
+        r"Column 'id' holds integers as large as 9.223e\+18, beyond 2\*\*53",
+    ),
+    (
+        "no columns",
+        pd.DataFrame(index=range(5)),
+        {},
+        ValueError,
+        r"0 feature\(s\) \(shape=\(5, 0\)\)",
+    ),
 ]
 
 
@@ -90,6 +111,13 @@ def test_edge_cases_that_are_fine():
     VAETransformer(max_epochs=1).fit(df)
     # Sparse matrices of any scipy format are accepted (as CSR).
     VAETransformer(max_epochs=1).fit(sp.coo_matrix(GOOD))
+
+
+def test_complex_columns_at_inference_are_a_clear_error():
+    df = pd.DataFrame(GOOD, columns=list("abcd"))
+    vae = VAETransformer(max_epochs=1).fit(df)
+    with pytest.raises(ValueError, match="Column 'b' has dtype complex128"):
+        vae.transform(df.assign(b=df["b"] + 1j))
 
 
 def test_early_stopping_needs_two_samples():
