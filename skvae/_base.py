@@ -40,6 +40,7 @@ from ._training import (
 from ._utils import (
     draw_seed,
     forked_rng,
+    plain,
     process_group,
     resolve_device,
     seed_torch,
@@ -516,7 +517,9 @@ class _BaseVAE(BaseEstimator):
     def _sample(self, n_samples, random_state, return_mean):
         check_is_fitted(self)
         if not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
+            raise ValueError(
+                f"n_samples must be a positive int, got {plain(n_samples)!r}."
+            )
         seed = draw_seed(check_random_state(random_state))
         X = self.net_.sample(
             int(n_samples),

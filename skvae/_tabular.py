@@ -20,6 +20,7 @@ from scipy.special import ndtr, ndtri
 
 from ._data import release_pages
 from ._likelihoods import _LIKELIHOODS, NORMAL_SCORES, STANDARDIZED_HETEROSCEDASTIC
+from ._utils import plain
 
 # Beyond this many categories a column is more likely an identifier than a
 # category, and its one-hot block would dominate the network's width.
@@ -741,10 +742,11 @@ def _requested(likelihood, names):
     requested = [AUTO] * len(names)
     positions = {name: i for i, name in enumerate(names)}
     for key, name in likelihood.items():
+        key = plain(key)
         if name != AUTO and name != CATEGORICAL and name not in _LIKELIHOODS:
             raise ValueError(
                 f"likelihood[{key!r}]={name!r} is not a likelihood; use one of "
-                f"{sorted([AUTO, CATEGORICAL, *_LIKELIHOODS])}."
+                f"{sorted({AUTO, CATEGORICAL, *_LIKELIHOODS})}."
             )
         if key in positions:
             requested[positions[key]] = name

@@ -209,6 +209,12 @@ def row_keyed_normal(X, n_draws, n_dims, seed):
     return eps.reshape(len(X), n_draws, n_dims).transpose(0, 1)
 
 
+def plain(value):
+    """``value`` as a plain Python value (NumPy scalars unwrapped): messages
+    then show ``0`` where a user wrote 0, not NumPy's ``np.int64(0)``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def to_tensor(X):
     """Float32 CPU tensor that shares memory with ``X`` when it can."""
     # Values beyond float32's range become inf here; callers check results.

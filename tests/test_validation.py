@@ -86,6 +86,22 @@ BAD_TRAINING_DATA = [
         ValueError,
         r"0 feature\(s\) \(shape=\(5, 0\)\)",
     ),
+    # NumPy scalars are shown as the numbers they are, not np.int64(7).
+    (
+        "numpy key",
+        GOOD,
+        {"likelihood": {np.int64(7): "gaussian"}},
+        ValueError,
+        "names the column 7, which X does not have",
+    ),
+    (
+        "numpy key of no likelihood",
+        GOOD,
+        {"likelihood": {np.int64(0): "normal"}},
+        ValueError,
+        r"likelihood\[0\]='normal' is not a likelihood; use one of \['auto', "
+        "'bernoulli', 'categorical', 'continuous",
+    ),
 ]
 
 
@@ -118,6 +134,11 @@ def test_complex_columns_at_inference_are_a_clear_error():
     vae = VAETransformer(max_epochs=1).fit(df)
     with pytest.raises(ValueError, match="Column 'b' has dtype complex128"):
         vae.transform(df.assign(b=df["b"] + 1j))
+
+
+def test_a_numpy_count_of_samples_is_shown_plainly(fitted):
+    with pytest.raises(ValueError, match=r"n_samples must be a positive int, got 0\.$"):
+        fitted.sample(np.int64(0))
 
 
 def test_early_stopping_needs_two_samples():
