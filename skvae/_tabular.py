@@ -663,7 +663,7 @@ def fit_schema(
                 column = Column(name, chosen, dtype, None, False, transform, *ranges[i])
                 column.decimals = _decimals(values, dtype)
                 if transform.kind == "normal_scores":  # cuts are normal scores
-                    column.levels, column.cuts = _levels(values, column)
+                    column.levels, column.cuts = _levels(values, column, dataframe)
                 elif chosen == "gaussian_heteroscedastic":
                     column.unit_floor = True
                 columns.append(column)
@@ -685,15 +685,17 @@ def _decimals(values, dtype):
     return None
 
 
-def _levels(values, column):
+def _levels(values, column, dataframe):
     """Distinct values of an integer column and the internal bounds between
     them (``ndtri`` of the empirical CDF), or ``(None, None)``.
 
-    A float column whose observed values are all whole numbers (``decimals``
-    0) is an integer column too: ``read_csv`` gives float64 to an integer
-    column with a gap.
+    A DataFrame's float column whose observed values are all whole numbers
+    (``decimals`` 0) is an integer column too: ``read_csv`` gives float64 to
+    an integer column with a gap. Arrays stay float matrices, modelled alike
+    in memory and memory-mapped (whose batches are not spread in training).
     """
-    if not (pd.api.types.is_integer_dtype(column.dtype) or column.decimals == 0):
+    whole = dataframe and column.decimals == 0
+    if not (pd.api.types.is_integer_dtype(column.dtype) or whole):
         return None, None
     levels, counts = np.unique(values, return_counts=True)
     if len(levels) > MAX_LEVELS:
