@@ -260,6 +260,7 @@ def test_outlier_detector():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.filterwarnings("ignore:Skipping features without any observed values")
 def test_imputer(dtype):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 5)) @ rng.normal(size=(5, 5))
