@@ -999,16 +999,11 @@ def _categorical_column(X, i, name):
             "decoder output each). If it identifies rows, drop it; otherwise "
             "group rare values into one category, or encode it as numbers."
         )
-    categories = [_plain(v) for v in categories]
+    categories = [plain(v) for v in categories]
     dtype_name = "category" if isinstance(dtype, pd.CategoricalDtype) else str(dtype)
     column = Column(name, CATEGORICAL, dtype_name, categories, ordered)
     column.n_observed = int(series.notna().sum())
     return column
-
-
-def _plain(value):
-    """A category as a plain Python value (NumPy scalars unwrapped)."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _codes(values, column):
