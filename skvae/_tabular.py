@@ -934,15 +934,19 @@ def _bad_value_error(name, value):
 def _check_support(block, columns, likelihood, names):
     """Check the values of ``block[:, columns]`` against a likelihood's
     support, naming the first offending column (``names`` by column)."""
-    check = _LIKELIHOODS[likelihood].check_support
-    values = block[:, columns]
+    likelihood = _LIKELIHOODS[likelihood]
+
+    def check(values):
+        observed = values[~np.isnan(values)]
+        if observed.size:  # rows with gaps alone are in any support
+            likelihood.check_support(observed)
+
     try:
-        check(values[~np.isnan(values)])
+        check(block[:, columns])
     except ValueError:
         for j in columns:  # find the column to name it
-            column = block[:, j]
             try:
-                check(column[~np.isnan(column)])
+                check(block[:, j])
             except ValueError as exc:
                 raise ValueError(f"Column {names[j]!r}: {exc}") from None
         raise

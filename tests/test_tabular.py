@@ -553,3 +553,10 @@ def test_set_output_and_feature_names_work_on_tables(fitted_table, table):
         fitted_table.set_output(transform="default")
     assert list(codes.columns) == names.tolist()
     assert_array_equal(codes.index, table.index)
+
+
+def test_rows_whose_column_is_all_gaps_are_scored():
+    table = pd.DataFrame({"a": [np.nan] * 10 + [0.0, 1.0]})
+    vae = VAETransformer(hidden_layer_sizes=(8,), max_epochs=2, random_state=0)
+    assert vae.fit(table).likelihoods_ == {"a": "bernoulli"}
+    assert np.all(np.isfinite(vae.score_samples(table.head(5))))
