@@ -133,7 +133,12 @@ class _BaseVAE(BaseEstimator):
     )
 
     # ------------------------------------------------------------ training
-    def _fit(self, X, epochs, reset):
+    def _fit(self, X, epochs, reset, schema=None):
+        """Train on ``X``: from scratch (``reset``), or on from ``net_``.
+
+        A ``schema`` fitted elsewhere (on a superset of X's rows) stands in for
+        the one that a fit from scratch would learn from X.
+        """
         if not reset:
             try:
                 return self._train(self.net_, X, epochs, reset=False)
@@ -143,7 +148,7 @@ class _BaseVAE(BaseEstimator):
                 _add_to_message(exc, "The model is left as it was before this call.")
                 raise
         try:
-            return self._train(None, X, epochs, reset=True)
+            return self._train(None, X, epochs, reset=True, schema=schema)
         except BaseException as exc:
             self._forget_fit()
             if isinstance(exc, FloatingPointError):
@@ -174,7 +179,7 @@ class _BaseVAE(BaseEstimator):
             )
         return self._fit(X, epochs=1, reset=not hasattr(self, "net_"))
 
-    def _train(self, net, X, epochs, reset):
+    def _train(self, net, X, epochs, reset, schema=None):
         if not reset:
             # After unpickling a GPU model on a machine without one, skorch
             # moved the net to the CPU: keep training where the net is.
@@ -186,16 +191,20 @@ class _BaseVAE(BaseEstimator):
         X = self._check_input(X, reset=reset)
         rank, world_size = process_group()
         if reset:
-            self._schema = fit_schema(
-                X,
-                self.likelihood,
-                self._numeric_transform,
-                allow_nan=self._missing,
-                dataframe=dataframe,
-                dtypes=dtypes,
-                allow_empty=self._allow_empty,
-                numeric_likelihood=self._numeric_likelihood,
-            )
+            if schema is None:
+                schema = fit_schema(
+                    X,
+                    self.likelihood,
+                    self._numeric_transform,
+                    allow_nan=self._missing,
+                    dataframe=dataframe,
+                    dtypes=dtypes,
+                    allow_empty=self._allow_empty,
+                    numeric_likelihood=self._numeric_likelihood,
+                )
+            else:
+                schema.check(X, allow_nan=self._missing)
+            self._schema = schema
             self._device = resolve_device(self.device)
             self._rng = check_random_state(self.random_state)
             if world_size > 1:

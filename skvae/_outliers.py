@@ -273,7 +273,10 @@ n_features)
                 verbose=0,
                 random_state=draw_seed(self._rng),
             )
-            model._fit(_safe_indexing(X, train), epochs=epochs, reset=True)
+            # The columns as the whole table defines them: a fold may lack a
+            # column's gaps, categories or values outside [0, 1].
+            rows = _safe_indexing(X, train)
+            model._fit(rows, epochs=epochs, reset=True, schema=self._schema)
             scores[test] = model._log_likelihood(_safe_indexing(X, test))
         return scores
 

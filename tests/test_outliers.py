@@ -251,3 +251,21 @@ def test_feature_scores_add_up_to_the_score_with_the_cost_of_the_code():
     kl = gaussian_kl(z_mean, z_logvar).double().numpy()
     scores = detector.feature_scores(table).to_numpy()
     assert_allclose(scores.sum(axis=1), detector.score_samples(table) + kl, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        # Out of the [0, 1] of the other rows: a fold of those alone would be
+        # modelled as Bernoulli and refuse the -1.
+        pd.Series([0, 0, 0, 0, -1]),
+        # A fold whose rows are all gaps in that column.
+        pd.Series([0.5, np.nan, 1.5, 2.5, 3.5]),
+    ],
+)
+def test_the_threshold_folds_keep_the_columns_of_the_whole_table(column):
+    table = column.to_frame("x")
+    params = dict(hidden_layer_sizes=(8,), max_epochs=2, random_state=0)
+    detector = VAEOutlierDetector(**params).fit(table)
+    assert np.isfinite(detector.offset_)
+    assert set(detector.predict(table)) <= {-1, 1}
