@@ -657,8 +657,7 @@ def fit_schema(
                 _require_explicit(name, ranges[i])
             chosen = numeric_likelihood
             if numeric_transform is not None:
-                values = _numeric(_column(X, i))
-                values = values[~np.isnan(values)]
+                values = _observed(X, i)
                 transform = ColumnTransform.fit(values, numeric_transform)
                 column = Column(name, chosen, dtype, None, False, transform, *ranges[i])
                 column.decimals = _decimals(values, dtype)
@@ -669,8 +668,19 @@ def fit_schema(
                 columns.append(column)
                 continue
         _check_magnitude(name, ranges[i])
-        columns.append(Column(name, chosen, dtype, low=ranges[i][0], high=ranges[i][1]))
+        column = Column(name, chosen, dtype, low=ranges[i][0], high=ranges[i][1])
+        if dataframe and _decimals(_observed(X, i), dtype) == 0:
+            # As _levels: a float column of whole numbers is an integer column,
+            # and its outputs are whole numbers as an int64 column's are.
+            column.decimals = 0
+        columns.append(column)
     return ColumnSchema(columns, dataframe, _float_dtype(X))
+
+
+def _observed(X, i):
+    """The observed values of numeric column ``i`` of ``X``, as floats."""
+    values = _numeric(_column(X, i))
+    return values[~np.isnan(values)]
 
 
 def _decimals(values, dtype):

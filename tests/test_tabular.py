@@ -560,3 +560,15 @@ def test_rows_whose_column_is_all_gaps_are_scored():
     vae = VAETransformer(hidden_layer_sizes=(8,), max_epochs=2, random_state=0)
     assert vae.fit(table).likelihoods_ == {"a": "bernoulli"}
     assert np.all(np.isfinite(vae.score_samples(table.head(5))))
+
+
+def test_whole_number_floats_in_unit_tables_come_back_whole():
+    # All in [0, 1]: the classic Bernoulli model, whose means lie between.
+    table = pd.DataFrame({"w": [np.nan, 0.0, 1.0, 1.0, 0.0, 1.0]})
+    params = dict(hidden_layer_sizes=(8,), max_epochs=2, random_state=0)
+    vae = VAETransformer(**params).fit(table)
+    assert vae.likelihoods_ == {"w": "bernoulli"}
+    means = vae.inverse_transform(vae.transform(table))["w"]
+    assert means.dtype == np.float64 and set(means) <= {0.0, 1.0}
+    filled = VAEImputer(**params).fit_transform(table)["w"]
+    assert filled.dtype == np.float64 and filled[0] in (0.0, 1.0)
