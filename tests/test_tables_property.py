@@ -11,7 +11,6 @@ support.
 
 import numpy as np
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pandas.testing import assert_index_equal, assert_series_equal
@@ -169,23 +168,7 @@ def _check_estimators(table, gaps, kinds):
     assert set(np.unique(labels)) <= {-1, 1} and labels.shape == (len(table),)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known table bugs, fixed apart (#22): tables without numeric "
-    "columns, float columns of whole numbers, object columns returned as str",
-)
 @settings(max_examples=100, deadline=None, suppress_health_check=SLOW)
 @given(generated=tables())
 def test_every_estimator_keeps_the_table_layout(generated):
-    _check_estimators(*generated)
-
-
-# Tables clear of the known bugs above (at least one numeric column, no
-# whole-number float or object column), held to the same checks meanwhile.
-TODAY = tuple(k for k in NUMERIC + CATEGORICAL if k not in ("whole_float", "object"))
-
-
-@settings(max_examples=30, deadline=None, suppress_health_check=SLOW)
-@given(generated=tables({"mixed": TODAY}, first=("float", "int", "Int64", "Float64")))
-def test_every_estimator_keeps_the_layout_of_mixed_tables(generated):
     _check_estimators(*generated)
