@@ -12,7 +12,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._base import _BaseVAE
 from ._docstrings import fill_doc
-from ._training import posterior_mean, posterior_sample
+from ._importance import posterior_mean, posterior_sample
 from ._utils import draw_seed, seeded_generator, to_numpy
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._importance import importance_draws, marginal_of_draws, posterior_mean
 from ._likelihoods import (
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
@@ -42,7 +43,6 @@ from ._likelihoods import (
     HeteroscedasticGaussianLikelihood,
 )
 from ._modules import VAEModule
-from ._training import importance_draws, marginal_of_draws, posterior_mean
 from ._utils import _MIX1, _MIX2, _golden_steps, _seed_key
 
 # The torch exporter writes opset 18 and newer.

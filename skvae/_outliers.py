@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import _BaseVAE
 from ._docstrings import fill_doc
-from ._training import feature_log_likelihoods
+from ._importance import feature_log_likelihoods
 from ._utils import to_numpy
 
 

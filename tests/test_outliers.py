@@ -8,7 +8,7 @@ from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
 
 from skvae import VAEOutlierDetector
-from skvae._training import gaussian_kl
+from skvae._losses import gaussian_kl
 
 
 @pytest.fixture(scope="module")
