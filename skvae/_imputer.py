@@ -158,6 +158,8 @@ class VAEImputer(TransformerMixin, _BaseVAE):
     _linear_path = True
     _mask_input = True
     _lr_schedule = "cosine"
+    # The ONNX graph of skvae.to_onnx: transform, the filled matrix.
+    _onnx_graph = "imputer"
     _allow_empty = True
     _saved_attributes = (*_BaseVAE._saved_attributes, "_indicator_features")
 

@@ -126,6 +126,8 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
     # than normal scores (ROC-AUC 0.976 / 0.953 against 0.959 / 0.945 on wine
     # and breast cancer), whose flattening of the tails hides extreme values.
     _numeric_transform = "standardize"
+    # The ONNX graph of skvae.to_onnx: predict and decision_function.
+    _onnx_graph = "detector"
 
     def __init__(
         self,
