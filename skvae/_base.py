@@ -141,13 +141,17 @@ class _BaseVAE(BaseEstimator):
         try:
             return self._train(None, X, epochs, reset=True)
         except BaseException as exc:
-            # A fit that fails leaves the estimator unfitted rather than
-            # mixing the previous model with the new data's attributes.
-            for name in [k for k in vars(self) if k.endswith("_")]:
-                delattr(self, name)
+            self._forget_fit()
             if isinstance(exc, FloatingPointError):
                 _add_to_message(exc, "The estimator is left unfitted.")
             raise
+
+    def _forget_fit(self):
+        """Drop the fitted attributes: a fit that fails leaves the estimator
+        unfitted rather than mixing the previous model with the new data's
+        attributes."""
+        for name in [k for k in vars(self) if k.endswith("_")]:
+            delattr(self, name)
 
     def _partial_fit(self, X):
         if self.early_stopping:
@@ -264,6 +268,11 @@ class _BaseVAE(BaseEstimator):
         )
 
     @property
+    def _score_draws(self):
+        """Draws of z per row in scores (``n_score_samples``)."""
+        return self.n_score_samples
+
+    @property
     def _train_draws(self):
         """Draws of z per row in the training loss (1: the ELBO)."""
         return 1
@@ -332,6 +341,11 @@ class _BaseVAE(BaseEstimator):
             return self._mark_missing(pd.DataFrame(X).infer_objects())
         nan_marker = self._missing and np.isnan(self.missing_values)
         finite = "allow-nan" if nan_marker else True
+        if nan_marker and not reset and self._schema.identity:
+            # The rows go to the encoder as they are, and the gap check on
+            # their way there (_dataset, has_nan) refuses infinity too: one
+            # pass over X instead of two.
+            finite = False
         if is_file_backed(X):
             validate_data(self, X[:1], ensure_all_finite=finite, reset=reset)
             return X
@@ -417,10 +431,14 @@ class _BaseVAE(BaseEstimator):
             if not checked and (support or isinstance(X, pd.DataFrame)):
                 schema.check(X, allow_nan=allow_nan, support=support)
             rng = None if seed is None else np.random.default_rng(seed)
-            encoded = schema.encode(X, allow_nan, rng)
+            unseen = "missing" if seed is None else "raise"
+            encoded = schema.encode(X, allow_nan, rng, unseen)
             # Without gaps, batches need no mask: exactly the same losses and
-            # codes, without a mask to compute and apply at every step.
-            allow_nan = allow_nan and has_nan(encoded)
+            # codes, without a mask to compute and apply at every step. A
+            # category that fit did not see is a gap even without
+            # missing_values.
+            categorical = any(column.categorical for column in schema.columns)
+            allow_nan = (allow_nan or categorical) and has_nan(encoded)
             rows, prepare = as_rows(encoded, device), None
         return InMemoryDataset(rows, missing=allow_nan, prepare=prepare)
 
@@ -454,13 +472,18 @@ class _BaseVAE(BaseEstimator):
         z_mean, z_logvar = self.net_.encode(dataset, self._inference_rows)
         return X, self._finite(z_mean, "transform"), z_logvar
 
-    def _log_likelihood(self, X):
-        """Importance-weighted log p(x) per row, in the units of X's columns."""
+    def _log_likelihood(self, X, unseen_ceiling=None):
+        """Importance-weighted log p(x) per row, in the units of X's columns.
+
+        A category that fit did not see adds its ``unseen_log_prob``; with an
+        ``unseen_ceiling``, a row holding one scores at most that ceiling plus
+        those terms.
+        """
         X, dataset = self._inference_data(X, support=True)
         log_px = self.net_.importance_sampled(
             log_marginal_likelihood,
             dataset,
-            self.n_score_samples,
+            self._score_draws,
             self._score_seed,
             self._inference_rows,
         )
@@ -468,6 +491,11 @@ class _BaseVAE(BaseEstimator):
         if not self._schema.identity:
             # Densities of transformed columns, back in their own units.
             log_px = log_px + self._schema.log_jacobian(X)
+            unseen = self._schema.unseen_terms(X).sum(axis=1)
+            log_px = log_px + unseen
+            if unseen_ceiling is not None:
+                capped = np.minimum(log_px, unseen_ceiling + unseen)
+                log_px = np.where(unseen < 0, capped, log_px)
         return log_px.astype(self._out_dtype(X), copy=False)
 
     def _decode(self, encoded, dtype=None):

@@ -4,14 +4,21 @@ from numbers import Real
 
 import numpy as np
 import pandas as pd
-from sklearn.base import OutlierMixin, _fit_context
+from sklearn.base import OutlierMixin, _fit_context, clone
+from sklearn.model_selection import KFold
+from sklearn.utils import _safe_indexing
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._base import _BaseVAE
 from ._docstrings import fill_doc
 from ._importance import feature_log_likelihoods
-from ._utils import to_numpy
+from ._utils import draw_seed, to_numpy
+
+# Folds of the cross-fitting that scores each training row with a model that
+# did not see it (novelty=True): each fold's model trains on 80 % of the rows.
+N_FOLDS = 5
 
 
 @fill_doc(
@@ -48,18 +55,40 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
     {parameters}
 
     contamination : "auto" or float, default="auto"
-        The expected share of outliers in the training data, which sets the
-        threshold of ``predict`` (``offset_``). A float in (0, 0.5]: the
-        threshold is that quantile of the training rows' scores. ``"auto"``:
-        the lower Tukey fence of the training scores, ``Q1 - 1.5 (Q3 - Q1)``,
-        which flags the rows far below the bulk of the training data (none
-        when it has no such rows).
+        The expected share of outliers, which sets the threshold of
+        ``predict`` (``offset_``) on the reference scores: with
+        ``novelty=True``, those of the training rows each scored by a model
+        fitted without it; with ``novelty=False``, those of the training rows
+        by the model itself. A float in (0, 0.5]: the threshold is that
+        quantile of the reference scores. ``"auto"``: their lower Tukey fence,
+        ``Q1 - 1.5 (Q3 - Q1)``, which flags the rows far below the bulk of
+        the data (none when it has no such rows).
+
+    novelty : bool, default=True
+        Whether the detector is for new rows, as in
+        :class:`~sklearn.neighbors.LocalOutlierFactor`. True: the threshold
+        is set on cross-fitted scores (each training row scored by one of
+        five models fitted on the other 80 % of the rows, for as many epochs
+        as the detector's own model), so that clean new
+        rows are flagged at the ``contamination`` rate; a model scores the
+        rows it was fitted to higher than new ones, and a threshold set on
+        those would flag far more new rows (on small tables, several times
+        more). Fitting takes about five times longer, and ``fit_predict`` is
+        not available. False, or fewer than five rows: the threshold is set
+        on the training rows' own scores, so that ``fit_predict`` flags the
+        ``contamination`` share of them.
 
     Attributes
     ----------
     offset_ : float
         Threshold on ``score_samples``: ``decision_function`` is
         ``score_samples - offset_``, negative for outliers.
+
+    n_score_samples_ : int
+        The draws per row of the scores: ``n_score_samples`` at ``fit``, with
+        which ``offset_`` was set. Setting ``n_score_samples`` on a fitted
+        detector takes effect at the next ``fit``, since a threshold holds
+        for scores with the draws it was set on.
 
     net_ : skorch.NeuralNet
         The trained skorch net; its ``module_`` is the PyTorch model.
@@ -120,8 +149,9 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
             StrOptions({"auto"}),
             Interval(Real, 0, 0.5, closed="right"),
         ],
+        "novelty": ["boolean"],
     }
-    _saved_attributes = (*_BaseVAE._saved_attributes, "offset_")
+    _saved_attributes = (*_BaseVAE._saved_attributes, "offset_", "n_score_samples_")
     # Measured on the one-class benchmark: standardised columns detect better
     # than normal scores (ROC-AUC 0.976 / 0.953 against 0.959 / 0.945 on wine
     # and breast cancer), whose flattening of the tails hides extreme values.
@@ -134,6 +164,7 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
         n_components=2,
         *,
         contamination="auto",
+        novelty=True,
         hidden_layer_sizes=(256,),
         activation="relu",
         likelihood="auto",
@@ -158,6 +189,7 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
     ):
         self.n_components = n_components
         self.contamination = contamination
+        self.novelty = novelty
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.likelihood = likelihood
@@ -199,7 +231,18 @@ n_features)
             Fitted estimator.
         """
         self._fit(X, epochs=self.max_epochs, reset=True)
-        scores = self._log_likelihood(X).astype(np.float64)
+        self.n_score_samples_ = self.n_score_samples
+        # Rows are taken from X once validated (a DataFrame, or an array or
+        # CSR/CSC matrix).
+        checked = self._check_input(X, reset=False)
+        if self.novelty and _num_samples(checked) >= N_FOLDS:
+            try:
+                scores = self._cross_fitted_scores(checked)
+            except BaseException:
+                self._forget_fit()
+                raise
+        else:
+            scores = self._log_likelihood(checked).astype(np.float64)
         if self.contamination == "auto":
             q1, q3 = np.percentile(scores, [25, 75])
             self.offset_ = float(q1 - 1.5 * (q3 - q1))
@@ -207,12 +250,80 @@ n_features)
             self.offset_ = float(np.percentile(scores, 100 * self.contamination))
         return self
 
+    def _cross_fitted_scores(self, X):
+        """Scores of the rows of ``X``, each by a model fitted without it.
+
+        ``N_FOLDS``-fold cross-fitting: each fold's rows are scored by a
+        detector with the same parameters, fitted on the other folds for as
+        many epochs as the model holds (``best_epoch_``). The longer a model
+        trains on a small table, the more it prefers its own rows to new
+        ones; folds that stopped at other epochs would set the threshold for
+        another model (on 46 rows of Cars93, folds stopping after 200-550
+        epochs where the model ran 900 flagged 38 % of clean new rows for a
+        contamination of 0.1).
+        """
+        n_samples = _num_samples(X)
+        epochs = self.best_epoch_
+        folds = KFold(N_FOLDS, shuffle=True, random_state=draw_seed(self._rng))
+        scores = np.empty(n_samples)
+        for train, test in folds.split(np.empty((n_samples, 1))):
+            model = clone(self).set_params(
+                novelty=False,
+                max_epochs=epochs,
+                n_iter_no_change=epochs,  # no stop before max_epochs
+                early_stopping=False,
+                verbose=0,
+                random_state=draw_seed(self._rng),
+            )
+            model._fit(_safe_indexing(X, train), epochs=epochs, reset=True)
+            scores[test] = model._log_likelihood(_safe_indexing(X, test))
+        return scores
+
+    @property
+    def _score_draws(self):
+        return getattr(self, "n_score_samples_", self.n_score_samples)
+
+    def _can_fit_predict(self):
+        if self.novelty:
+            raise AttributeError(
+                "fit_predict is not available when novelty=True, whose threshold "
+                "is set for new rows; use novelty=False to flag the training rows."
+            )
+        return True
+
+    @available_if(_can_fit_predict)
+    def fit_predict(self, X, y=None, **kwargs):
+        """Fit on ``X`` and flag its outliers (with ``novelty=False`` only).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, \
+n_features)
+            Training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        **kwargs : dict
+            Not used.
+
+        Returns
+        -------
+        is_inlier : ndarray of shape (n_samples,)
+            +1 for inliers, -1 for outliers.
+        """
+        return self.fit(X).predict(X)
+
     def score_samples(self, X):
         """Log-likelihood of each row: the lower, the more abnormal.
 
-        The importance-weighted estimate of log p(x) with ``n_score_samples``
-        draws, of the observed entries of each row. Deterministic: the draws
-        are keyed by each row's values and a seed drawn at ``fit``.
+        The importance-weighted estimate of log p(x) with
+        ``n_score_samples_`` draws, of the observed entries of each row.
+        Deterministic: the draws are keyed by each row's values and a seed
+        drawn at ``fit``. A category that ``fit`` did not see is as likely as
+        an additive-smoothing estimate makes a never-seen level, and a row
+        holding one scores at most ``offset_`` plus that log-probability, so
+        that ``predict`` flags it.
 
         Parameters
         ----------
@@ -225,7 +336,8 @@ n_features)
         scores : ndarray of shape (n_samples,)
             Estimated log p(x) in nats, in the float dtype of ``X``.
         """
-        return self._log_likelihood(X)
+        check_is_fitted(self)
+        return self._log_likelihood(X, unseen_ceiling=self.offset_)
 
     def decision_function(self, X):
         """Score shifted by the threshold: negative for outliers.
@@ -271,7 +383,8 @@ n_features)
         features explain (the rest is the cost of the code). A categorical
         column's entry is the log-probability of its category, a transformed
         numeric column's includes its log-slope (as in ``score_samples``),
-        and a missing entry's is 0.
+        a category that ``fit`` did not see has its additive-smoothing
+        log-probability (see ``score_samples``), and a missing entry's is 0.
 
         Parameters
         ----------
@@ -290,7 +403,7 @@ n_features)
         terms = self.net_.importance_sampled(
             feature_log_likelihoods,
             dataset,
-            self.n_score_samples,
+            self._score_draws,
             self._score_seed,
             self._inference_rows,
         )

@@ -240,6 +240,11 @@ class Column:
         are N(0, 1) like those of a continuous column rather than a few point
         masses that a Gaussian cannot fit; outputs are the level whose
         interval holds the internal value.
+    n_observed : int or None
+        For a categorical column, its number of observed (non-missing)
+        entries in ``fit``, which sets the probability of a category that
+        ``fit`` did not see (``unseen_log_prob``). None in files written
+        before it was stored: such a model refuses unseen categories.
     unit_floor : bool
         Whether a standardised column with a heteroscedastic Gaussian
         likelihood (``VAEImputer``'s) has the floor on its noise scale of a
@@ -260,11 +265,24 @@ class Column:
     levels: list = None
     cuts: list = None
     unit_floor: bool = False
+    n_observed: int = None
     start: int = field(default=0, repr=False)
 
     @property
     def categorical(self):
         return self.likelihood == CATEGORICAL
+
+    @property
+    def unseen_log_prob(self):
+        """Log-probability of a category that ``fit`` did not see.
+
+        The additive-smoothing (Laplace) estimate of a level never observed:
+        one pseudo-count for each of the ``width`` known categories and one
+        for all unseen ones, over ``n_observed`` observed entries, so
+        ``1 / (n_observed + width + 1)``. It depends on the training data
+        only, so models fitted on the same rows give it the same value.
+        """
+        return -float(np.log(self.n_observed + self.width + 1))
 
     @property
     def width(self):
@@ -289,6 +307,8 @@ class Column:
             document["cuts"] = [float(c) for c in self.cuts]
         if self.unit_floor:
             document["unit_floor"] = True
+        if self.n_observed is not None:
+            document["n_observed"] = int(self.n_observed)
         return document
 
     @classmethod
@@ -370,14 +390,16 @@ class ColumnSchema:
         return cls(columns, document["dataframe"], document["dtype"])
 
     # ------------------------------------------------------------- encode
-    def encode(self, X, allow_missing=True, rng=None):
+    def encode(self, X, allow_missing=True, rng=None, unseen="missing"):
         """The encoded float matrix of validated ``X`` (a DataFrame, or a
         numeric array, sparse matrix or memmap returned as is when the
         schema is the identity). Gaps become NaN; with ``allow_missing=False``
         a gap in a categorical column is an error (numeric columns are
-        checked by ``check``). With ``rng`` (a NumPy Generator; for training
-        data), integer columns with ``levels`` are spread over their
-        intervals."""
+        checked by ``check``). A category that ``fit`` did not see becomes
+        NaN too (the encoder sees it as a gap; ``unseen_terms`` scores it),
+        or is an error with ``unseen="raise"`` (for training data). With
+        ``rng`` (a NumPy Generator; for training data), integer columns with
+        ``levels`` are spread over their intervals."""
         if self.identity and not isinstance(X, pd.DataFrame):
             return X
         out = np.empty((X.shape[0], self.n_features), dtype=self.dtype)
@@ -387,7 +409,7 @@ class ColumnSchema:
             values = _column(X, i)
             block = out[:, column.start : column.start + column.width]
             if column.categorical:
-                block[:] = _one_hot(values, column, allow_missing)
+                block[:] = _one_hot(values, column, allow_missing, unseen)
             elif rng is not None and column.levels is not None:
                 block[:, 0] = _spread(_numeric(values), column, rng)
             elif column.transform is not None:
@@ -416,22 +438,36 @@ class ColumnSchema:
             return terms
         starts = [column.start for column in self.columns]
         out = np.add.reduceat(terms, starts, axis=1)
+        return out + self._log_slopes(X) + self.unseen_terms(X)
+
+    def _log_slopes(self, X):
+        """Per entry, log ds/dx of observed transformed entries (else 0)."""
+        out = np.zeros((X.shape[0], len(self.columns)))
         for i, column in enumerate(self.columns):
             if column.transform is not None:
                 x = _numeric(_column(X, i))
                 observed = ~np.isnan(x)
-                out[observed, i] += column.transform.log_slope(x[observed])
+                out[observed, i] = column.transform.log_slope(x[observed])
         return out
 
     def log_jacobian(self, X):
         """Per row, the sum over observed transformed entries of log ds/dx."""
-        total = np.zeros(X.shape[0])
+        return self._log_slopes(X).sum(axis=1)
+
+    def unseen_terms(self, X):
+        """Per entry, the log-probability of a category that ``fit`` did not
+        see (``Column.unseen_log_prob``), else 0.
+
+        ``encode`` makes such an entry a gap, which the encoded likelihood
+        leaves out: this is its term in the row's log-likelihood.
+        """
+        out = np.zeros((X.shape[0], len(self.columns)))
         for i, column in enumerate(self.columns):
-            if column.transform is not None:
-                x = _numeric(_column(X, i))
-                observed = ~np.isnan(x)
-                total[observed] += column.transform.log_slope(x[observed])
-        return total
+            if column.categorical:
+                unseen = _unseen(_column(X, i), column)
+                if unseen.any():
+                    out[unseen, i] = column.unseen_log_prob
+        return out
 
     def check(self, X, allow_nan=True, support=True):
         """Check the numeric columns of ``X`` for infinity, NaN (unless
@@ -918,7 +954,9 @@ def _categorical_column(X, i, name):
         )
     categories = [_plain(v) for v in categories]
     dtype_name = "category" if isinstance(dtype, pd.CategoricalDtype) else str(dtype)
-    return Column(name, CATEGORICAL, dtype_name, categories, ordered)
+    column = Column(name, CATEGORICAL, dtype_name, categories, ordered)
+    column.n_observed = int(series.notna().sum())
+    return column
 
 
 def _plain(value):
@@ -926,29 +964,53 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _one_hot(values, column, allow_missing=True):
-    """One-hot block of a categorical column; NaN rows for missing entries."""
+def _codes(values, column):
+    """Positions of a categorical column's values among its categories: -1
+    for a gap or a category that ``fit`` did not see; and the gaps."""
     series = values if isinstance(values, pd.Series) else pd.Series(values)
     missing = series.isna().to_numpy()
+    codes = pd.Index(column.categories).get_indexer(series.to_numpy(dtype=object))
+    return codes, missing
+
+
+def _unseen(values, column):
+    """Which values of a categorical column are categories ``fit`` did not see."""
+    codes, missing = _codes(values, column)
+    return (codes < 0) & ~missing
+
+
+def _one_hot(values, column, allow_missing=True, unseen="missing"):
+    """One-hot block of a categorical column; NaN rows for missing entries,
+    and for categories that ``fit`` did not see unless ``unseen="raise"``."""
+    codes, missing = _codes(values, column)
     if missing.any() and not allow_missing:
         raise ValueError(
             f"Column {column.name!r} has missing values; set "
             "missing_values=np.nan to model them as gaps."
         )
-    codes = pd.Index(column.categories).get_indexer(series.to_numpy(dtype=object))
     unknown = (codes < 0) & ~missing
-    if unknown.any():
-        value = series[unknown].iloc[0]
-        shown = ", ".join(repr(c) for c in column.categories[:10])
-        more = ", ..." if len(column.categories) > 10 else ""
-        raise ValueError(
-            f"Column {column.name!r} has the value {value!r}, a category that fit "
-            f"did not see (it saw {shown}{more}). Refit on data that includes it, "
-            "or replace it with NaN to treat it as missing."
-        )
-    block = np.eye(column.width)[np.where(missing, 0, codes)]
-    block[missing] = np.nan
+    if unknown.any() and (unseen == "raise" or column.n_observed is None):
+        raise _unseen_error(values, unknown, column, unseen == "raise")
+    block = np.eye(column.width)[np.where(codes < 0, 0, codes)]
+    block[codes < 0] = np.nan
     return block
+
+
+def _unseen_error(values, unknown, column, training):
+    value = np.asarray(values, dtype=object)[unknown][0]
+    shown = ", ".join(repr(c) for c in column.categories[:10])
+    more = ", ..." if len(column.categories) > 10 else ""
+    fix = (
+        "partial_fit keeps the categories of the first fit: declare them all "
+        "with a pandas CategoricalDtype before it, or refit"
+        if training
+        else "this model was saved before unseen categories were scored: refit "
+        "it, or replace the value with NaN to treat it as missing"
+    )
+    return ValueError(
+        f"Column {column.name!r} has the value {value!r}, a category that fit "
+        f"did not see (it saw {shown}{more}); {fix}."
+    )
 
 
 def _restore_categories(codes, column):

@@ -162,6 +162,27 @@ def test_an_array_with_a_categorical_column_comes_back_as_an_array():
     assert_array_equal(indicated[:, 3:], gaps[:, :2])
 
 
+def test_a_category_unseen_in_fit_is_kept_and_read_as_a_gap():
+    rng = np.random.RandomState(0)
+    n = 60
+    kind = rng.randint(2, size=n)
+    table = pd.DataFrame(
+        {
+            "kind": np.array(["small", "large"], dtype=object)[kind],
+            "size": kind * 10 + rng.normal(size=n),
+            "weight": kind * 5 + rng.normal(size=n),
+        }
+    )
+    imputer = VAEImputer(**FAST).fit(table)
+    rows = table.head(3).assign(size=np.nan)
+    rows.loc[1, "kind"] = "medium"
+    gaps = rows.assign(kind=[rows.kind[0], None, rows.kind[2]])
+    filled = imputer.transform(rows)
+    assert filled.loc[1, "kind"] == "medium"  # observed: kept as it is
+    # The other gaps are filled as if the category were missing.
+    assert_array_equal(filled["size"], imputer.transform(gaps)["size"])
+
+
 def test_in_a_pipeline_and_a_grid_search(correlated):
     X, X_gaps, _ = correlated
     y = (X[:, 0] > np.median(X[:, 0])).astype(int)

@@ -6,6 +6,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
+from skorch.callbacks import Callback
 
 from skvae import VAEOutlierDetector
 from skvae._losses import gaussian_kl
@@ -23,7 +24,7 @@ def clusters():
 @pytest.fixture(scope="module")
 def detector(clusters):
     X, _ = clusters
-    return VAEOutlierDetector(max_epochs=60, random_state=0).fit(X)
+    return VAEOutlierDetector(max_epochs=60, novelty=False, random_state=0).fit(X)
 
 
 def test_outliers_score_lower_than_inliers(detector, clusters):
@@ -57,7 +58,7 @@ def test_scores_are_deterministic(detector, clusters):
 def test_contamination_sets_the_share_of_training_rows_flagged(clusters, contamination):
     X, _ = clusters
     detector = VAEOutlierDetector(
-        contamination=contamination, max_epochs=5, random_state=0
+        contamination=contamination, novelty=False, max_epochs=5, random_state=0
     ).fit(X)
     flagged = (detector.predict(X) == -1).mean()
     assert abs(flagged - contamination) <= 0.01
@@ -81,20 +82,28 @@ def test_feature_scores_point_at_the_unusual_feature(detector, clusters):
     assert contributions.sum() > detector.score_samples(row)[0]
 
 
-def test_feature_scores_of_a_table_are_named_by_column():
+@pytest.fixture(scope="module")
+def table():
     rng = np.random.RandomState(0)
     n = 200
     kind = rng.randint(2, size=n)
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
             "kind": np.array(["small", "large"])[kind],
             "size": kind * 10 + rng.normal(size=n),
             "weight": kind * 5 + rng.normal(size=n),
         }
     )
-    detector = VAEOutlierDetector(n_components=2, max_epochs=60, random_state=0).fit(
-        table
-    )
+
+
+@pytest.fixture(scope="module")
+def table_detector(table):
+    detector = VAEOutlierDetector(max_epochs=60, novelty=False, random_state=0)
+    return detector.fit(table)
+
+
+def test_feature_scores_of_a_table_are_named_by_column(table, table_detector):
+    detector = table_detector
     odd = pd.DataFrame({"kind": ["small"], "size": [30.0], "weight": [0.2]})
     contributions = detector.feature_scores(odd)
     assert list(contributions.columns) == ["kind", "size", "weight"]
@@ -119,6 +128,86 @@ def test_feature_scores_of_an_array_are_an_array():
     assert_array_equal(scores, named.to_numpy())
 
 
+def test_a_category_unseen_in_fit_is_flagged_and_named(table, table_detector):
+    detector = table_detector
+    rows = table.head(3).copy()
+    rows.loc[1, "kind"] = "medium"
+    gaps = rows.assign(kind=[rows.kind[0], None, rows.kind[2]])
+    assert_array_equal(detector.predict(rows), [1, -1, 1])
+    # Its additive-smoothing log-probability (200 rows, 2 categories), and a
+    # score below the threshold by at least as much.
+    unseen = -np.log(200 + 2 + 1)
+    expected = detector.score_samples(gaps)
+    expected[1] = min(expected[1], detector.offset_) + unseen
+    assert_allclose(detector.score_samples(rows), expected, rtol=1e-12)
+    contributions = detector.feature_scores(rows)
+    assert contributions.loc[1, "kind"] == pytest.approx(unseen, rel=1e-12)
+    assert contributions.iloc[1].idxmin() == "kind"
+
+
+def test_held_out_rows_are_flagged_at_the_contamination_rate():
+    rng = np.random.RandomState(0)
+    mixing = rng.normal(size=(10, 10)) / np.sqrt(10)
+    X = rng.normal(size=(2150, 10)) @ mixing
+    train, new = X[:150], X[150:]
+    detector = VAEOutlierDetector(
+        contamination=0.1,
+        max_epochs=20,
+        batch_size=8,
+        learning_rate=3e-3,
+        random_state=0,
+    ).fit(train)
+    # With a threshold at the 15th lowest of 150 scores of rows that the
+    # scoring model did not see, the share of new rows below it is about
+    # Beta(15, 136): mean 0.099, sd 0.024; the 2,000 new rows add a binomial
+    # sd of 0.007. Three joint sds: 0.1 +- 0.076. The threshold set on the
+    # training rows' own scores flags 0.2 of the new rows here.
+    flagged = (detector.predict(new) == -1).mean()
+    assert abs(flagged - 0.1) < 0.076
+
+
+class _TrainingLengths(Callback):
+    """Records the epochs of every training run, across clones."""
+
+    runs = []
+
+    def on_train_end(self, net, **kwargs):
+        _TrainingLengths.runs.append(len(net.history))
+
+
+def test_the_threshold_models_train_as_long_as_the_model(clusters):
+    X, _ = clusters
+    _TrainingLengths.runs.clear()
+    detector = VAEOutlierDetector(
+        max_epochs=40,
+        n_iter_no_change=3,
+        tol=0.05,
+        callbacks=[_TrainingLengths()],
+        random_state=0,
+    ).fit(X[:100])
+    # The model's own run, then one per fold for as many epochs as it ran.
+    assert detector.n_iter_ < 40
+    assert _TrainingLengths.runs == [detector.n_iter_] * 6
+
+
+def test_fit_predict_is_for_the_training_rows_only():
+    assert hasattr(VAEOutlierDetector(novelty=False), "fit_predict")
+    with pytest.raises(AttributeError) as excinfo:
+        VAEOutlierDetector().fit_predict
+    assert "use novelty=False" in str(excinfo.value.__cause__)
+
+
+def test_the_threshold_keeps_the_draws_it_was_set_with(clusters):
+    X, _ = clusters
+    detector = VAEOutlierDetector(n_score_samples=1, max_epochs=5, random_state=0)
+    scores = detector.fit(X[:100]).score_samples(X)
+    offset = detector.offset_
+    detector.set_params(n_score_samples=20)
+    assert_array_equal(detector.score_samples(X), scores)
+    assert detector.offset_ == offset and detector.n_score_samples_ == 1
+    assert detector.fit(X[:100]).n_score_samples_ == 20
+
+
 def test_digits_of_another_class_are_flagged():
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
@@ -134,6 +223,7 @@ def test_save_and_load_keep_the_threshold(detector, clusters, tmp_path):
     detector.save(tmp_path / "d.safetensors")
     loaded = VAEOutlierDetector.load(tmp_path / "d.safetensors")
     assert loaded.offset_ == detector.offset_
+    assert loaded.n_score_samples_ == detector.n_score_samples_
     assert_array_equal(loaded.predict(X), detector.predict(X))
 
 

@@ -13,10 +13,10 @@ from hypothesis.extra.numpy import arrays
 from numpy.testing import assert_allclose, assert_array_equal
 from pandas.testing import assert_frame_equal
 from scipy.stats import kstest, norm
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, KFold
 
 from skvae import VAETransformer
-from skvae._tabular import ColumnTransform, fit_schema
+from skvae._tabular import Column, ColumnTransform, _one_hot, fit_schema
 
 
 @pytest.fixture(scope="module")
@@ -160,13 +160,70 @@ def test_likelihoods_that_do_not_fit_are_clear_errors(table, likelihood, match):
         VAETransformer(likelihood=likelihood, max_epochs=1).fit(table)
 
 
-# ------------------------------------------------------------ clear errors
-def test_a_category_unseen_in_fit_is_named(fitted_table, table):
+# ------------------------------------------------------- unseen categories
+def test_an_unseen_category_scores_as_a_gap_times_a_smoothed_probability(
+    fitted_table, table
+):
     new = table.head(3).copy()
     new.loc[1, "species"] = "emperor"
-    for method in (fitted_table.transform, fitted_table.score_samples):
-        with pytest.raises(ValueError, match="'species' has the value 'emperor'"):
-            method(new)
+    gap = new.assign(species=[new.species[0], None, new.species[2]])
+    # Additive smoothing over 119 observed entries and 3 categories seen in fit.
+    expected = fitted_table.score_samples(gap)
+    expected[1] -= np.log(119 + 3 + 1)
+    assert_allclose(fitted_table.score_samples(new), expected, rtol=1e-12)
+    # The encoder sees a gap.
+    assert_array_equal(fitted_table.transform(new), fitted_table.transform(gap))
+
+
+def test_grid_search_scores_folds_with_categories_their_training_did_not_see():
+    rng = np.random.RandomState(0)
+    n = 60
+    kind = rng.randint(2, size=n)
+    table = pd.DataFrame(
+        {
+            "kind": np.array(["a", "b"], dtype=object)[kind],
+            "x": kind * 3.0 + rng.normal(size=n),
+            "y": rng.normal(size=n),
+        }
+    )
+    table.loc[7, "kind"] = "rare"  # in the first fold only
+    search = GridSearchCV(
+        VAETransformer(max_epochs=2, random_state=0),
+        {"n_components": [2, 4, 8]},
+        cv=KFold(3),
+        error_score="raise",
+    ).fit(table)
+    for fold in range(3):
+        assert np.all(np.isfinite(search.cv_results_[f"split{fold}_test_score"]))
+
+
+def test_an_unseen_category_is_scored_without_missing_values(table):
+    complete = table.dropna()
+    vae = VAETransformer(max_epochs=2, missing_values=None, random_state=0)
+    vae.fit(complete)
+    new = complete.head(2).assign(species="emperor")
+    assert np.all(np.isfinite(vae.score_samples(new)))
+    assert np.all(np.isfinite(vae.transform(new)))
+
+
+def test_partial_fit_names_a_category_the_first_chunk_did_not_have(table):
+    vae = VAETransformer(max_epochs=1, random_state=0).fit(table)
+    new = table.head(3).assign(species="emperor")
+    with pytest.raises(ValueError, match="'species' has the value 'emperor'.*Categ"):
+        vae.partial_fit(new)
+
+
+def test_the_count_behind_unseen_categories_is_saved(fitted_table):
+    column = fitted_table._schema.columns[0]
+    assert Column.from_json(column.to_json()).n_observed == column.n_observed == 119
+    # Files written before the count was stored refuse unseen categories.
+    document = column.to_json()
+    del document["n_observed"]
+    with pytest.raises(ValueError, match="'species'.*saved before"):
+        _one_hot(pd.Series(["emperor"]), Column.from_json(document))
+
+
+# ------------------------------------------------------------ clear errors
 
 
 def test_an_all_missing_column_is_a_clear_error(table):

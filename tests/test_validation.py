@@ -379,3 +379,15 @@ def test_extreme_values_at_inference_are_a_clear_error(method):
     vae = VAETransformer(likelihood="gaussian", max_epochs=1, random_state=0).fit(GOOD)
     with pytest.raises(ValueError, match="overflowed float32.*Scale X"):
         getattr(vae, method)(np.full((2, 4), 1e300))  # finite, but not in float32
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("method", ["transform", "score_samples"])
+def test_infinity_at_inference_is_refused(fitted, method, sparse):
+    # The model takes the rows as they are (Bernoulli on [0, 1]): the one check
+    # on their way to the encoder refuses infinity, gaps or not.
+    X = GOOD.copy()
+    X[1, 2], X[3, 0] = np.inf, np.nan
+    X = sp.csr_matrix(X) if sparse else X
+    with pytest.raises(ValueError, match="contains infinity"):
+        getattr(fitted, method)(X)

@@ -67,7 +67,7 @@ class Plan:
                 )
         self.n_draws = None
         if score:
-            self.n_draws = model.n_score_samples
+            self.n_draws = model._score_draws
         if impute:
             self.n_draws = model.n_impute_samples
 
