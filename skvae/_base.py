@@ -18,25 +18,22 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import LRScheduler
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
+from ._callbacks import StopWhenConverged, print_progress
 from ._data import (
     BatchIterator,
     HoldoutSplit,
     InMemoryDataset,
     as_rows,
+    block_rows,
     has_nan,
     is_file_backed,
 )
+from ._importance import log_marginal_likelihood
 from ._likelihoods import _LIKELIHOODS
 from ._modules import _ACTIVATIONS, VAEModule
+from ._net import _VAENet
 from ._persistence import load_model, save_model
 from ._tabular import AUTO, CATEGORICAL, fit_schema
-from ._training import (
-    StopWhenConverged,
-    _VAENet,
-    block_rows,
-    log_marginal_likelihood,
-    print_progress,
-)
 from ._utils import (
     draw_seed,
     forked_rng,

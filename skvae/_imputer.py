@@ -13,7 +13,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._base import _BaseVAE
 from ._docstrings import fill_doc
-from ._training import posterior_mean, posterior_sample
+from ._importance import posterior_mean, posterior_sample
 from ._utils import draw_seed, seeded_generator, to_numpy
 
 
@@ -162,6 +162,8 @@ class VAEImputer(TransformerMixin, _BaseVAE):
     _linear_path = True
     _mask_input = True
     _lr_schedule = "cosine"
+    # The ONNX graph of skvae.to_onnx: transform, the filled matrix.
+    _onnx_graph = "imputer"
     _allow_empty = True
     _saved_attributes = (*_BaseVAE._saved_attributes, "_indicator_features")
 

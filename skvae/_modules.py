@@ -1,7 +1,7 @@
 """The variational autoencoder as plain PyTorch modules.
 
 Nothing here knows about scikit-learn or skorch: the modules map tensors to
-tensors, and losses and training live in ``_training.py``.
+tensors; the losses live in ``_losses.py`` and training in ``_net.py``.
 """
 
 from typing import NamedTuple

@@ -13,7 +13,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._base import _BaseVAE
 from ._docstrings import fill_doc
-from ._training import feature_log_likelihoods
+from ._importance import feature_log_likelihoods
 from ._utils import draw_seed, to_numpy
 
 # Folds of the cross-fitting that scores each training row with a model that
@@ -156,6 +156,8 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
     # than normal scores (ROC-AUC 0.976 / 0.953 against 0.959 / 0.945 on wine
     # and breast cancer), whose flattening of the tails hides extreme values.
     _numeric_transform = "standardize"
+    # The ONNX graph of skvae.to_onnx: predict and decision_function.
+    _onnx_graph = "detector"
 
     def __init__(
         self,

@@ -119,6 +119,9 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseVAE
     (5, 64)
     """
 
+    # The ONNX graph of skvae.to_onnx: transform (and score_samples).
+    _onnx_graph = "transformer"
+
     def __init__(
         self,
         n_components=2,

@@ -157,26 +157,26 @@ def forked_rng(seed, device):
 
 # SplitMix64's increment and the multipliers of its finaliser.
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
+MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+MIX2 = np.uint64(0x94D049BB133111EB)
 
 
 def _mix64(z):
     """SplitMix64 finaliser: a bijective scramble of uint64 values."""
     # Wrap-around multiplication modulo 2**64 is the point, not an accident.
     with np.errstate(over="ignore"):
-        z = (z ^ (z >> np.uint64(30))) * _MIX1
-        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        z = (z ^ (z >> np.uint64(30))) * MIX1
+        z = (z ^ (z >> np.uint64(27))) * MIX2
         return z ^ (z >> np.uint64(31))
 
 
-def _golden_steps(n):
+def golden_steps(n):
     """``1, 2, ..., n`` times ``_GOLDEN`` modulo 2**64: the position and
     counter offsets of ``row_keyed_normal``."""
     return np.arange(1, n + 1, dtype=np.uint64) * _GOLDEN
 
 
-def _seed_key(seed):
+def seed_key(seed):
     """The key that ``seed`` mixes into every row's key (a uint64 scalar)."""
     return _mix64(np.array([seed], dtype=np.uint64) + _GOLDEN)[0]
 
@@ -200,9 +200,9 @@ def row_keyed_normal(X, n_draws, n_dims, seed):
     eps : Tensor of shape (n_draws, n_rows, n_dims), float32
     """
     bits = X.numpy().astype(np.float32, copy=False).view(np.uint32).astype(np.uint64)
-    keys = _mix64(_mix64(bits + _golden_steps(X.shape[1])).sum(axis=1, dtype=np.uint64))
-    keys ^= _seed_key(seed)
-    counters = _golden_steps(n_draws * n_dims)
+    keys = _mix64(_mix64(bits + golden_steps(X.shape[1])).sum(axis=1, dtype=np.uint64))
+    keys ^= seed_key(seed)
+    counters = golden_steps(n_draws * n_dims)
     # The top 53 bits give a uniform in (0, 1); the inverse normal CDF maps it.
     uniform = ((_mix64(keys[:, None] + counters) >> np.uint64(11)) + 0.5) * 2.0**-53
     eps = torch.special.ndtri(torch.from_numpy(uniform)).to(torch.float32)

@@ -32,7 +32,7 @@ WORKER = textwrap.dedent(
     import torch.distributed as dist
     from sklearn.datasets import load_digits
     from skvae import VAETransformer
-    from skvae._training import AverageGradients
+    from skvae._callbacks import AverageGradients
 
     dist.init_process_group("gloo")  # rank, size and address from torchrun's env
     torch.set_num_threads(1)

@@ -32,7 +32,7 @@ from skvae import (  # noqa: E402
     VAETransformer,
     to_onnx,
 )
-from skvae._onnx import _ndtri, _uniform_graph  # noqa: E402
+from skvae._onnx._draws import ndtri, uniform_graph  # noqa: E402
 from skvae._utils import row_keyed_normal  # noqa: E402
 
 # onnxruntime and PyTorch run the same float32 network with different
@@ -343,9 +343,9 @@ def test_draws_equal_row_keyed_normal():
     special = [0.0, -0.0, 1.0, -2.0, 0.5, 2**-126, 2**-149, -(2**-140), 3.4e38]
     X[: len(special), 0] = special
     n_draws, n_dims, seed = 4, 3, 2024
-    model = _uniform_graph(X.shape[1], n_draws * n_dims, seed, 18)
+    model = uniform_graph(X.shape[1], n_draws * n_dims, seed, 18)
     (u,) = run(model, X)
-    eps = _ndtri(torch.from_numpy(u)).to(torch.float32)
+    eps = ndtri(torch.from_numpy(u)).to(torch.float32)
     eps = eps.reshape(len(X), n_draws, n_dims).transpose(0, 1)
     expected = row_keyed_normal(torch.from_numpy(X), n_draws, n_dims, seed)
     assert torch.equal(eps, expected)
@@ -354,7 +354,7 @@ def test_draws_equal_row_keyed_normal():
 def test_ndtri_accuracy():
     p = torch.from_numpy(np.r_[np.linspace(1e-12, 1 - 1e-12, 10001), 2.0**-54])
     expected = torch.special.ndtri(p)
-    error = (_ndtri(p) - expected).abs() / expected.abs().clamp(min=1e-300)
+    error = (ndtri(p) - expected).abs() / expected.abs().clamp(min=1e-300)
     assert error.max() < 1e-13
 
 

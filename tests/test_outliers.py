@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 from skorch.callbacks import Callback
 
 from skvae import VAEOutlierDetector
-from skvae._training import gaussian_kl
+from skvae._losses import gaussian_kl
 
 
 @pytest.fixture(scope="module")

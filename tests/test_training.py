@@ -10,18 +10,15 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.testing import assert_allclose
 
-from skvae._likelihoods import BernoulliLikelihood, GaussianLikelihood
-from skvae._modules import VAEModule, VAEOutput
-from skvae._training import (
-    NegativeELBO,
+from skvae._importance import (
     feature_log_likelihoods,
-    gaussian_kl,
     log_marginal_likelihood,
-    negative_elbo,
-    negative_iwae,
     posterior_mean,
     posterior_sample,
 )
+from skvae._likelihoods import BernoulliLikelihood, GaussianLikelihood
+from skvae._losses import NegativeELBO, gaussian_kl, negative_elbo, negative_iwae
+from skvae._modules import VAEModule, VAEOutput
 from skvae._utils import row_keyed_normal
 
 floats = st.floats(-5, 5)

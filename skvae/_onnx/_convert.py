@@ -1,0 +1,276 @@
+"""skl2onnx glue: the parser, shape calculator and converter of skvae's
+estimators, and the conversion options of each graph."""
+
+import numpy as np
+import torch
+
+from ._draws import uniform_graph
+from ._embed import embed, export
+from ._graphs import EncodeGraph, ImputeGraph, ScoreGraph
+from ._plan import MIN_OPSET, ExportError, Plan
+from ._prepare import Prepare
+
+# The conversion options of each graph that an estimator class declares in
+# its attribute ``_onnx_graph``.
+GRAPH_OPTIONS = {
+    "transformer": {"score_samples": [False, True]},
+    "detector": {"score_samples": [False, True]},
+    "imputer": None,
+}
+
+
+def graph_kind(model):
+    """The graph that ``model``'s class declares in ``_onnx_graph``:
+    "transformer", "detector" or "imputer"."""
+    kind = getattr(type(model), "_onnx_graph", None)
+    if kind not in GRAPH_OPTIONS:
+        raise ExportError(
+            f"{type(model).__name__} declares no ONNX graph: set its class "
+            f"attribute _onnx_graph to one of {sorted(GRAPH_OPTIONS)}."
+        )
+    return kind
+
+
+def _options(scope_or_container, model):
+    """The conversion options given for ``model`` (defaults where none)."""
+    # fail=False: a model converted through the estimator's hooks, not
+    # registered with options, has none (skl2onnx has already refused any
+    # option given for it).
+    options = scope_or_container.get_options(model, fail=False) or {}
+    return {"score_samples": options.get("score_samples", False)}
+
+
+def _tensor_type(variable):
+    """The skl2onnx tensor type class of ``variable``, float or double only."""
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    if isinstance(variable.type, (FloatTensorType, DoubleTensorType)):
+        return type(variable.type)
+    raise ExportError(
+        f"skvae's ONNX graphs take float or double input, got {variable.type} for "
+        f"input {variable.onnx_name!r}. Convert with float32 or float64 rows (for "
+        "example X[:1].astype(np.float32)), or with initial_types="
+        "[('X', FloatTensorType([None, n_features]))]."
+    )
+
+
+def parser(scope, model, inputs, custom_parsers=None):
+    """Declare a skvae estimator and its outputs in skl2onnx's topology."""
+    from skl2onnx._supported_operators import _get_sklearn_operator_name
+
+    alias = _get_sklearn_operator_name(type(model))
+    operator = scope.declare_local_operator(alias, model)
+    operator.inputs = inputs
+    operator.outputs.extend(_declare_outputs(scope, model, inputs))
+    return operator.outputs
+
+
+def _declare_outputs(scope, model, inputs):
+    """The output variables of a skvae estimator's graph."""
+    from skl2onnx.common.data_types import Int64TensorType
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(model)
+    if len(inputs) != 1:
+        raise ExportError(
+            f"skvae's ONNX graphs take one input tensor, got {len(inputs)} inputs "
+            "(skl2onnx makes one per column of a DataFrame). Convert with an "
+            "array, for example X[:1].to_numpy(dtype=np.float32)."
+        )
+    float_type = _tensor_type(inputs[0])
+    kind = graph_kind(model)
+    if kind == "detector":
+        outputs = [
+            scope.declare_local_variable("label", Int64TensorType()),
+            scope.declare_local_variable("scores", float_type()),
+        ]
+    else:
+        outputs = [scope.declare_local_variable("variable", float_type())]
+    if _options(scope, model)["score_samples"]:
+        outputs.append(scope.declare_local_variable("score_samples", float_type()))
+    return outputs
+
+
+def hook_parser(model):
+    """The parser that ``model.onnx_parser()`` gives skl2onnx: the outputs
+    of an estimator whose operator skl2onnx has declared."""
+
+    def declare(scope=None, inputs=None):
+        return _declare_outputs(scope, model, inputs)
+
+    return declare
+
+
+def shape_calculator(operator):
+    """Output types and shapes of a skvae estimator's graph."""
+    from skl2onnx.common.data_types import Int64TensorType
+
+    model = operator.raw_operator
+    float_type = _tensor_type(operator.inputs[0])
+    n_rows = operator.inputs[0].get_first_dimension()
+    n_columns = operator.inputs[0].get_second_dimension()
+    if n_columns is not None and n_columns != model.n_features_in_:
+        raise ExportError(
+            f"{type(model).__name__} was fitted on {model.n_features_in_} features, "
+            f"but the ONNX input has {n_columns}."
+        )
+    kind = graph_kind(model)
+    outputs = list(operator.outputs)
+    if kind == "detector":
+        outputs[0].type = Int64TensorType([n_rows, 1])
+        outputs[1].type = float_type([n_rows, 1])
+        outputs = outputs[2:]
+    elif kind == "imputer":
+        outputs[0].type = float_type([n_rows, len(model.get_feature_names_out())])
+        outputs = outputs[1:]
+    else:
+        outputs[0].type = float_type([n_rows, model.n_components])
+        outputs = outputs[1:]
+    for output in outputs:  # score_samples
+        output.type = float_type([n_rows, 1])
+
+
+def converter(scope, operator, container):
+    """Write the graph of a skvae estimator into skl2onnx's container."""
+    model = operator.raw_operator
+    opset = container.target_opset_any_domain("") or MIN_OPSET
+    if opset < MIN_OPSET:
+        raise ExportError(
+            f"skvae's ONNX graphs need target_opset >= {MIN_OPSET}, got {opset}."
+        )
+    float_type = _tensor_type(operator.inputs[0])
+    dtype = (
+        torch.float64 if float_type.__name__ == "DoubleTensorType" else torch.float32
+    )
+    source = operator.inputs[0].full_name
+    outputs = [o.full_name for o in operator.outputs]
+    kind = graph_kind(model)
+    options = _options(container, model)
+    score = kind == "detector" or options.get("score_samples", False)
+    plan = Plan(model, dtype, score=score, impute=kind == "imputer")
+    graphs = Graphs(scope, container, opset, plan)
+    prepared = graphs.prepare(source, slopes=score)
+    if kind == "transformer" and score:
+        graphs.score(prepared, outputs[1], codes=outputs[0])
+    elif kind == "transformer":
+        graphs.encode(prepared, outputs[0])
+    elif kind == "detector":
+        if len(outputs) > 2:
+            score_name = outputs[2]
+        else:
+            score_name = scope.get_unique_variable_name("skvae_score_samples")
+        graphs.score(prepared, score_name)
+        graphs.decide(score_name, outputs[0], outputs[1], model.offset_)
+    else:
+        graphs.impute(source, prepared, outputs[0])
+
+
+class Graphs:
+    """Writes the graphs of one estimator into skl2onnx's container."""
+
+    def __init__(self, scope, container, opset, plan):
+        import copy
+
+        self.scope = scope
+        self.container = container
+        self.opset = opset
+        self.plan = plan
+        self.examples = {}
+        # The network on the CPU and in eval mode, leaving the estimator's own
+        # module where it is.
+        plan.module = copy.deepcopy(plan.module).to("cpu").eval()
+
+    def _name(self, base):
+        return self.scope.get_unique_variable_name(f"skvae_{base}")
+
+    def run(self, module, inputs, outputs, prefix):
+        """Export ``module`` and embed it, fed the variables ``inputs`` and
+        writing the variables ``outputs``."""
+        args = tuple(self.examples[name] for name in inputs)
+        input_names = [f"in{i}" for i in range(len(inputs))]
+        output_names = [f"out{i}" for i in range(len(outputs))]
+        with torch.no_grad():
+            model = export(module, args, input_names, output_names, self.opset)
+        embed(
+            model,
+            self.scope,
+            self.container,
+            dict(zip(input_names, inputs)),
+            dict(zip(output_names, outputs)),
+            f"skvae_{prefix}",
+        )
+
+    def prepare(self, source, slopes):
+        """Embed ``Prepare``; return the names of its three outputs."""
+        plan = self.plan
+        X = torch.zeros(2, plan.model.n_features_in_, dtype=plan.dtype)
+        names = [self._name(n) for n in ("x", "observed", "log_slope")]
+        prepare = Prepare(plan.model, slopes=slopes)
+        with torch.no_grad():
+            examples = prepare(X)
+        self.examples[source] = X
+        self.examples.update(zip(names, examples))
+        self.run(prepare, [source], names, "prepare")
+        return names
+
+    def uniforms(self, x):
+        """Embed the uniforms of ``row_keyed_normal`` of the rows ``x``."""
+        plan = self.plan
+        n_uniforms = plan.n_draws * plan.module.n_components
+        model = uniform_graph(
+            plan.model._schema.n_features,
+            n_uniforms,
+            plan.model._score_seed,
+            self.opset,
+        )
+        name = self._name("uniform")
+        embed(model, self.scope, self.container, {"x": x}, {"u": name}, "skvae_hash")
+        self.examples[name] = torch.full((2, n_uniforms), 0.5, dtype=torch.float64)
+        return name
+
+    def encode(self, prepared, output):
+        """Embed ``EncodeGraph`` writing the posterior means to ``output``."""
+        self.run(EncodeGraph(self.plan), list(prepared[:2]), [output], "encode")
+
+    def score(self, prepared, output, codes=None):
+        """Embed ``_ScoreGraph`` writing ``output``, and the posterior means
+        to ``codes`` if given."""
+        x, observed, log_slope = prepared
+        u = self.uniforms(x)
+        graph = ScoreGraph(self.plan, codes=codes is not None)
+        outputs = [output] if codes is None else [codes, output]
+        self.run(graph, [x, observed, u, log_slope], outputs, "score")
+
+    def impute(self, source, prepared, output):
+        x, observed, _ = prepared
+        u = self.uniforms(x)
+        self.run(ImputeGraph(self.plan), [source, x, observed, u], [output], "impute")
+
+    def decide(self, score, label, scores, offset):
+        """``decision_function`` and ``predict`` from ``score_samples``."""
+        from onnx import numpy_helper
+
+        dtype = np.float64 if self.plan.dtype == torch.float64 else np.float32
+        constants = {}
+        for key, value in (
+            ("offset", np.array([offset], dtype=dtype)),
+            ("zero", np.array([0.0], dtype=dtype)),
+            ("one", np.array([1], dtype=np.int64)),
+            ("minus_one", np.array([-1], dtype=np.int64)),
+        ):
+            constants[key] = self._name(key)
+            tensor = numpy_helper.from_array(value, constants[key])
+            self.container.initializers.append(tensor)
+        outlier = self._name("outlier")
+        add = self.container.add_node
+        add("Sub", [score, constants["offset"]], [scores], name=self._op("decision"))
+        add("Less", [scores, constants["zero"]], [outlier], name=self._op("less"))
+        add(
+            "Where",
+            [outlier, constants["minus_one"], constants["one"]],
+            [label],
+            name=self._op("label"),
+        )
+
+    def _op(self, base):
+        return self.scope.get_unique_operator_name(f"skvae_{base}")

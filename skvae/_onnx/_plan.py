@@ -1,0 +1,139 @@
+"""What the ONNX graphs of a fitted estimator need, checked for export."""
+
+from .._likelihoods import (
+    BernoulliLikelihood,
+    ContinuousBernoulliLikelihood,
+    GaussianLikelihood,
+    HeteroscedasticGaussianLikelihood,
+)
+from .._modules import VAEModule
+
+# The torch exporter writes opset 18 and newer.
+MIN_OPSET = 18
+# Likelihoods whose log-density the exported graphs compute. Poisson and
+# negative binomial need lgamma of the data, which ONNX has no operator for.
+SCORED = (
+    BernoulliLikelihood,
+    ContinuousBernoulliLikelihood,
+    GaussianLikelihood,
+    HeteroscedasticGaussianLikelihood,
+)
+INSTALL_HINT = (
+    "ONNX export needs onnx, onnxruntime, skl2onnx and onnxscript: "
+    "pip install 'skvae[onnx]'."
+)
+
+
+class ExportError(ValueError):
+    """Raised at conversion when an estimator or option cannot be exported."""
+
+
+def require():
+    """Import and return ``(onnx, skl2onnx)``, with a clear error if absent."""
+    try:
+        import onnx
+        import skl2onnx
+    except ImportError as exc:
+        raise ImportError(f"{INSTALL_HINT} ({exc})") from exc
+    return onnx, skl2onnx
+
+
+class Plan:
+    """What the graphs of a fitted estimator need, checked for export.
+
+    Raises ``ExportError`` for what the graphs cannot compute.
+    """
+
+    def __init__(self, model, dtype, score=False, impute=False):
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(model)
+        name = type(model).__name__
+        self.model = model
+        self.dtype = dtype
+        schema = model._schema
+        _check_numeric(name, schema)
+        self.module = _checked_module(name, model.net_.module_)
+        if score:
+            _check_scored(name, self.module)
+        if impute:
+            _check_imputable(name, model, schema)
+        n_features = schema.n_features
+        if score or impute:
+            if n_features > 2**21:
+                raise ExportError(
+                    f"{name} has {n_features} features; the ONNX draws support at "
+                    f"most {2**21}."
+                )
+        self.n_draws = None
+        if score:
+            self.n_draws = model._score_draws
+        if impute:
+            self.n_draws = model.n_impute_samples
+
+
+def _check_numeric(name, schema):
+    categorical = [c.name for c in schema.columns if c.categorical]
+    if categorical:
+        raise ExportError(
+            f"{name} models categorical columns ({categorical[:5]}), which the "
+            "ONNX export does not support: its graphs take one numeric tensor. "
+            "Encode the categories as numbers before the model (for example "
+            "with OneHotEncoder in the pipeline) to export it."
+        )
+
+
+def _checked_module(name, module):
+    if not isinstance(module, VAEModule):
+        raise ExportError(
+            f"{name}'s module is a {type(module).__name__}, not a VAEModule "
+            "subclass, which the ONNX export needs."
+        )
+    return module
+
+
+def _check_scored(name, module):
+    """Refuse ``score_samples`` with a likelihood the graphs cannot compute."""
+    names = {
+        _likelihood_name(part)
+        for part in getattr(module.likelihood, "parts", [module.likelihood])
+        if not isinstance(part, SCORED)
+    }
+    if names:
+        raise ExportError(
+            f"score_samples of {name} cannot be exported with the "
+            f"{', '.join(sorted(names))} likelihood: its log-probability "
+            "needs lgamma of the data, which has no ONNX operator. "
+            "Supported for score_samples: bernoulli, continuous_bernoulli, "
+            "gaussian, gaussian_heteroscedastic. transform exports with "
+            "every likelihood."
+        )
+
+
+def _check_imputable(name, model, schema):
+    """Refuse random fills and column transforms the graphs cannot invert."""
+    if model.sample_posterior:
+        raise ExportError(
+            "VAEImputer(sample_posterior=True) cannot be exported: its "
+            "fills are random draws from a generator seeded at each call, "
+            "which an ONNX graph cannot reproduce. Export the model with "
+            "sample_posterior=False (the expected values), for example "
+            "imputer.set_params(sample_posterior=False)."
+        )
+    for column in schema.columns:
+        transform = column.transform
+        if transform is not None and len(transform.x_knots) > 2:
+            raise ExportError(
+                f"Column {column.name!r} of {name} has a normal-score "
+                "transform, whose inverse the ONNX export does not "
+                "support; VAEImputer's own columns are standardised."
+            )
+
+
+def _likelihood_name(part):
+    from .._likelihoods import _LIKELIHOODS
+
+    for name, cls in _LIKELIHOODS.items():
+        if type(part) is cls:
+            return name
+    return type(part).__name__
