@@ -10,6 +10,7 @@ which features (``blocks``).
 """
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from numbers import Integral
 
 import numpy as np
@@ -345,9 +346,10 @@ class ColumnSchema:
             start += column.width
         self.n_features = start
 
-    @property
+    @cached_property
     def identity(self):
-        """Whether the encoded data is the numeric input as it is."""
+        """Whether the encoded data is the numeric input as it is (asked on
+        every call, and fixed once the columns are)."""
         return not any(
             c.categorical or c.transform or not c.width for c in self.columns
         )

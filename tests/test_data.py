@@ -132,3 +132,11 @@ def test_has_nan_refuses_infinity(values):
     for data in (X, sp.csr_matrix(X)):
         with pytest.raises(ValueError, match="Input X contains infinity"):
             has_nan(data)
+
+
+def test_has_nan_on_views_and_read_only_arrays():
+    X = np.arange(12.0).reshape(3, 4)
+    X[2, 1] = np.nan
+    assert has_nan(X[::-1]) and has_nan(X.T) and not has_nan(X[:2])
+    X.flags.writeable = False
+    assert has_nan(X)
