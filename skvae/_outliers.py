@@ -7,8 +7,8 @@ import pandas as pd
 from sklearn.base import OutlierMixin, _fit_context, clone
 from sklearn.model_selection import KFold
 from sklearn.utils import _safe_indexing
-from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._base import _BaseVAE
