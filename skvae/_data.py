@@ -319,7 +319,8 @@ ROW_BLOCK = 32
 
 
 def block_rows(rows):
-    """``rows`` rounded down to a multiple of ``ROW_BLOCK`` (at least one)."""
+    """``rows`` rounded down to a multiple of ``ROW_BLOCK``, and at least one
+    block."""
     return max(ROW_BLOCK, rows - rows % ROW_BLOCK)
 
 
