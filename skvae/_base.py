@@ -14,7 +14,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
 from skorch.callbacks import LRScheduler
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
@@ -33,6 +33,7 @@ from ._likelihoods import _LIKELIHOODS
 from ._modules import _ACTIVATIONS, VAEModule
 from ._net import _VAENet
 from ._persistence import load_model, save_model
+from ._sizing import plan_training
 from ._tabular import AUTO, CATEGORICAL, fit_schema
 from ._utils import (
     draw_seed,
@@ -91,12 +92,12 @@ class _BaseVAE(BaseEstimator):
         "module": [type, None],
         "beta": [Interval(Real, 0, None, closed="left")],
         "kl_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({AUTO})],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({AUTO})],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "optimizer": [StrOptions(set(_OPTIMIZERS))],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({AUTO})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -121,6 +122,9 @@ class _BaseVAE(BaseEstimator):
     _linear_path = False
     # Learning-rate schedule over max_epochs: None (constant) or "cosine".
     _lr_schedule = None
+    # What max_epochs="auto" and batch_size="auto" give on small data.
+    _small_data_epochs = 100
+    _small_data_batch_size = 128
     # Fitted attributes that save() stores, besides the network.
     _saved_attributes = (
         "n_iter_",
@@ -130,11 +134,14 @@ class _BaseVAE(BaseEstimator):
     )
 
     # ------------------------------------------------------------ training
-    def _fit(self, X, epochs, reset, schema=None):
+    def _fit(self, X, epochs=None, reset=True, schema=None, plan=None):
         """Train on ``X``: from scratch (``reset``), or on from ``net_``.
 
-        A ``schema`` fitted elsewhere (on a superset of X's rows) stands in for
-        the one that a fit from scratch would learn from X.
+        ``epochs=None`` runs the training plan's ``max_epochs`` (see
+        ``_sizing``); a number of epochs is for ``partial_fit``. A ``schema``
+        fitted elsewhere (on a superset of X's rows) stands in for the one
+        that a fit from scratch would learn from X, and a ``plan`` for the one
+        that it would draw up.
         """
         if not reset:
             try:
@@ -145,7 +152,7 @@ class _BaseVAE(BaseEstimator):
                 _add_to_message(exc, "The model is left as it was before this call.")
                 raise
         try:
-            return self._train(None, X, epochs, reset=True, schema=schema)
+            return self._train(None, X, epochs, reset=True, schema=schema, plan=plan)
         except BaseException as exc:
             self._forget_fit()
             if isinstance(exc, FloatingPointError):
@@ -160,7 +167,7 @@ class _BaseVAE(BaseEstimator):
             delattr(self, name)
 
     def _partial_fit(self, X):
-        if self.early_stopping:
+        if self.early_stopping is True:
             raise ValueError(
                 "partial_fit does not support early_stopping=True: there is no "
                 "fixed held-out set across chunks. Use fit, or early_stopping=False."
@@ -176,7 +183,7 @@ class _BaseVAE(BaseEstimator):
             )
         return self._fit(X, epochs=1, reset=not hasattr(self, "net_"))
 
-    def _train(self, net, X, epochs, reset, schema=None):
+    def _train(self, net, X, epochs, reset, schema=None, plan=None):
         if not reset:
             # After unpickling a GPU model on a machine without one, skorch
             # moved the net to the CPU: keep training where the net is.
@@ -210,6 +217,9 @@ class _BaseVAE(BaseEstimator):
                 seed = shared_seed(draw_seed(self._rng), self._device)
                 self._rng = np.random.RandomState(seed)
             self._score_seed = draw_seed(self._rng)
+            if plan is None:
+                plan = plan_training(self, _num_samples(X), epochs is not None)
+            self._plan = plan
             net = self._build_net(hidden_layer_sizes)
         else:
             self._schema.check(X, allow_nan=self._missing)
@@ -224,7 +234,7 @@ class _BaseVAE(BaseEstimator):
                 # and training noise of its own.
                 dataset.generator = torch.Generator().manual_seed(seed)
                 seed_torch(seed + 1 + rank, self._device)
-            net.partial_fit(dataset, epochs=epochs)
+            net.partial_fit(dataset, epochs=epochs or net.max_epochs)
         self._store_fit_results(net)
         return self
 
@@ -234,23 +244,24 @@ class _BaseVAE(BaseEstimator):
         # As in MLPClassifier: stop once the monitored loss has not improved by
         # tol for n_iter_no_change epochs; the held-out loss with early_stopping
         # (keeping the best weights), the training loss otherwise.
+        plan = self._plan
         train_split = None
-        if self.early_stopping:
+        if plan.early_stopping:
             train_split = HoldoutSplit(self.validation_fraction, draw_seed(self._rng))
         stopper = StopWhenConverged(
-            monitor="valid_loss" if self.early_stopping else "train_loss",
+            monitor="valid_loss" if plan.early_stopping else "train_loss",
             patience=self.n_iter_no_change,
             threshold=self.tol,
             threshold_mode="abs",
-            load_best=self.early_stopping,
+            load_best=plan.early_stopping,
             sink=print_progress if self.verbose else _silent,
-            skip_epochs=0 if self.early_stopping else self.kl_warmup_epochs,
+            skip_epochs=0 if plan.early_stopping else self.kl_warmup_epochs,
         )
         # The net shows the progress when verbose (_VAENet.get_default_callbacks).
         callbacks = [("stop_when_converged", stopper)]
-        if self._lr_schedule == "cosine":
+        if plan.lr_schedule == "cosine":
             # Down to 0 over max_epochs, stepped once per epoch.
-            schedule = LRScheduler(policy=CosineAnnealingLR, T_max=self.max_epochs)
+            schedule = LRScheduler(policy=CosineAnnealingLR, T_max=plan.max_epochs)
             callbacks.append(("lr_schedule", schedule))
         callbacks += list(self.callbacks or [])
         return _VAENet(
@@ -269,8 +280,8 @@ class _BaseVAE(BaseEstimator):
             lr=self.learning_rate,
             optimizer__weight_decay=self.weight_decay,
             **self._fused_optimizer(),
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
+            max_epochs=plan.max_epochs,
+            batch_size=plan.batch_size,
             iterator_train=BatchIterator,
             iterator_train__shuffle=True,
             iterator_valid=BatchIterator,
@@ -313,7 +324,7 @@ class _BaseVAE(BaseEstimator):
         self.n_iter_ = len(history)
         self.loss_curve_ = list(history[:, "train_loss"])
         self.likelihoods_ = self._schema.likelihoods_by_name
-        if self.early_stopping:
+        if net.train_split is not None:
             valid_loss = history[:, "valid_loss"]
             self.validation_scores_ = [-loss for loss in valid_loss]
             self.best_epoch_ = int(

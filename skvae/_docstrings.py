@@ -54,11 +54,17 @@ default={hidden_layer_sizes}
     "kl_warmup_epochs": """kl_warmup_epochs : int, default=0
         Number of epochs over which the KL weight grows linearly from 0 to
         ``beta``. 0 disables the warm-up.""",
-    "max_epochs": """max_epochs : int, default={max_epochs}
+    "max_epochs": """max_epochs : int or "auto", default="auto"
         Maximum number of passes over the training data. Training stops
-        earlier once the loss has converged (see ``tol``).""",
-    "batch_size": """batch_size : int, default={batch_size}
-        Number of samples per gradient step.""",
+        earlier once the loss has converged (see ``tol``). ``"auto"``:
+        {max_epochs} on up to 20,000 rows; beyond, fewer as the rows grow
+        (``{max_epochs} * sqrt(20,000 / n_samples)``, at least 10), with the
+        learning rate annealed to 0 along a cosine over them (see the user
+        guide's "Speed" page).""",
+    "batch_size": """batch_size : int or "auto", default="auto"
+        Number of samples per gradient step. ``"auto"``: {batch_size} below
+        100,000 rows, doubled each time the rows grow fourfold beyond (at most
+        8 times {batch_size}).""",
     "learning_rate": """learning_rate : float, default={learning_rate}
         Step size of the optimizer.""",
     "optimizer": """optimizer : {{"adam", "adamw", "rmsprop", "sgd"}}, default="adam"
@@ -66,15 +72,16 @@ default={hidden_layer_sizes}
         ``learning_rate`` and ``weight_decay``.""",
     "weight_decay": """weight_decay : float, default={weight_decay}
         L2 penalty (decoupled for ``"adamw"``).""",
-    "early_stopping": """early_stopping : bool, default={early_stopping}
+    "early_stopping": """early_stopping : bool or "auto", default="auto"
         Whether to hold out ``validation_fraction`` of the training data and
         monitor its loss instead of the training loss to decide when to stop.
-        The weights of the best epoch on the held-out data are kept.""",
+        The weights of the best epoch on the held-out data are kept.
+        ``"auto"`` holds out above 20,000 rows (not in ``partial_fit``).""",
     "validation_fraction": """validation_fraction : float, default=0.1
-        Share of the training data held out when ``early_stopping=True``.""",
+        Share of the training data held out when early stopping is on.""",
     "n_iter_no_change": """n_iter_no_change : int, default={n_iter_no_change}
         Training stops when the monitored loss (training loss, or held-out loss
-        with ``early_stopping=True``) has not improved by at least ``tol`` for
+        with early stopping) has not improved by at least ``tol`` for
         this many consecutive epochs. Without early stopping, epochs of the KL
         warm-up do not count.""",
     "tol": """tol : float, default=1e-4

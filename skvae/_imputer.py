@@ -27,7 +27,6 @@ from ._utils import draw_seed, seeded_generator, to_numpy
     batch_size=64,
     learning_rate=3e-3,
     weight_decay=0.0,
-    early_stopping=False,
     n_iter_no_change=400,
     n_score_samples=10,
 )
@@ -112,8 +111,8 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         after each epoch.
 
     validation_scores_ : list of float or None
-        Minus the held-out loss after each epoch; None when
-        ``early_stopping=False``.
+        Minus the held-out loss after each epoch; None
+        without early stopping.
 
     best_epoch_ : int
         Epoch (counted from 1) whose weights the model holds.
@@ -162,6 +161,8 @@ class VAEImputer(TransformerMixin, _BaseVAE):
     _linear_path = True
     _mask_input = True
     _lr_schedule = "cosine"
+    _small_data_epochs = 400
+    _small_data_batch_size = 64
     # The ONNX graph of skvae.to_onnx: transform, the filled matrix.
     _onnx_graph = "imputer"
     _allow_empty = True
@@ -183,12 +184,12 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         module=None,
         beta=1.0,
         kl_warmup_epochs=0,
-        max_epochs=400,
-        batch_size=64,
+        max_epochs="auto",
+        batch_size="auto",
         learning_rate=3e-3,
         optimizer="adam",
         weight_decay=0.0,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=400,
         tol=1e-4,
@@ -247,7 +248,7 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         """
         if sp.issparse(X):
             raise TypeError("VAEImputer does not take sparse input; pass dense data.")
-        self._fit(X, epochs=self.max_epochs, reset=True)
+        self._fit(X)
         self._indicator_features = None
         if self.add_indicator:
             missing = self._missing_mask(self._check_input(X, reset=False))

@@ -1,5 +1,6 @@
 """``VAEOutlierDetector``: rows of low likelihood, with the outlier API."""
 
+from dataclasses import replace
 from numbers import Real
 
 import numpy as np
@@ -31,7 +32,6 @@ N_FOLDS = 5
     batch_size=32,
     learning_rate=1e-3,
     weight_decay=0.0,
-    early_stopping=False,
     n_iter_no_change=20,
     n_score_samples=10,
 )
@@ -114,8 +114,8 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
         Training loss (negative ELBO, nats per sample) after each epoch.
 
     validation_scores_ : list of float or None
-        Minus the held-out loss after each epoch; None when
-        ``early_stopping=False``.
+        Minus the held-out loss after each epoch; None
+        without early stopping.
 
     best_epoch_ : int
         Epoch (counted from 1) whose weights the model holds.
@@ -156,6 +156,8 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
     # than normal scores (ROC-AUC 0.976 / 0.953 against 0.959 / 0.945 on wine
     # and breast cancer), whose flattening of the tails hides extreme values.
     _numeric_transform = "standardize"
+    _small_data_epochs = 1000
+    _small_data_batch_size = 32
     # The ONNX graph of skvae.to_onnx: predict and decision_function.
     _onnx_graph = "detector"
 
@@ -172,12 +174,12 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
         module=None,
         beta=1.0,
         kl_warmup_epochs=0,
-        max_epochs=1000,
-        batch_size=32,
+        max_epochs="auto",
+        batch_size="auto",
         learning_rate=1e-3,
         optimizer="adam",
         weight_decay=0.0,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=20,
         tol=1e-4,
@@ -230,7 +232,7 @@ n_features)
         self : object
             Fitted estimator.
         """
-        self._fit(X, epochs=self.max_epochs, reset=True)
+        self._fit(X)
         self.n_score_samples_ = self.n_score_samples
         # Rows are taken from X once validated (a DataFrame, or an array or
         # CSR/CSC matrix).
@@ -269,16 +271,16 @@ n_features)
         for train, test in folds.split(np.empty((n_samples, 1))):
             model = clone(self).set_params(
                 novelty=False,
-                max_epochs=epochs,
                 n_iter_no_change=epochs,  # no stop before max_epochs
-                early_stopping=False,
                 verbose=0,
                 random_state=draw_seed(self._rng),
             )
             # The columns as the whole table defines them: a fold may lack a
-            # column's gaps, categories or values outside [0, 1].
+            # column's gaps, categories or values outside [0, 1]; the batches
+            # and schedule of the whole table's fit, for ``epochs`` epochs.
+            plan = replace(self._plan, max_epochs=epochs, early_stopping=False)
             rows = _safe_indexing(X, train)
-            model._fit(rows, epochs=epochs, reset=True, schema=self._schema)
+            model._fit(rows, schema=self._schema, plan=plan)
             scores[test] = model._log_likelihood(_safe_indexing(X, test))
         return scores
 

@@ -14,6 +14,7 @@ import math
 import os
 import stat
 import tempfile
+from dataclasses import asdict
 from numbers import Integral, Real
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import sklearn
 import skorch
 import torch
 
+from ._sizing import TrainingPlan, plan_training
 from ._tabular import ColumnSchema, identity_schema
 from ._utils import forked_rng, resolve_device
 
@@ -185,6 +187,7 @@ def save_model(estimator, path):
                     "score_seed": int(estimator._score_seed),
                     "trained_on": str(estimator._device),
                     "rng_state": _rng_state(estimator._rng),
+                    "training_plan": asdict(estimator._plan),
                 },
                 "optimizer": optimizer_rest,
                 "history": _epoch_history(net.history),
@@ -358,6 +361,12 @@ def load_model(cls, path, device=None, module=None):
         )
     estimator.likelihoods_ = estimator._schema.likelihoods_by_name
     estimator._score_seed = private["score_seed"]
+    # Files written before "auto" training settings hold numbers in params.
+    estimator._plan = (
+        TrainingPlan(**private["training_plan"])
+        if "training_plan" in private
+        else plan_training(estimator, 0)
+    )
     estimator.n_features_in_ = info["n_features_in_"]
     fitted = info["fitted"]
     if "feature_names_in_" in fitted:

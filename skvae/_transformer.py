@@ -21,7 +21,6 @@ from ._utils import to_numpy, to_tensor
     batch_size=128,
     learning_rate=1e-3,
     weight_decay=0.0,
-    early_stopping=False,
     n_iter_no_change=20,
     n_score_samples=10,
 )
@@ -82,7 +81,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseVAE
     validation_scores_ : list of float or None
         Minus the held-out loss after each epoch (nats per sample, higher is
         better): the held-out ELBO, with the KL term weighted by ``beta``. None
-        when ``early_stopping=False``.
+        without early stopping.
 
     best_epoch_ : int
         Epoch (counted from 1) whose weights the model holds.
@@ -133,12 +132,12 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseVAE
         module=None,
         beta=1.0,
         kl_warmup_epochs=0,
-        max_epochs=100,
-        batch_size=128,
+        max_epochs="auto",
+        batch_size="auto",
         learning_rate=1e-3,
         optimizer="adam",
         weight_decay=0.0,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=20,
         tol=1e-4,
@@ -191,7 +190,7 @@ n_features)
         self : object
             Fitted estimator.
         """
-        return self._fit(X, epochs=self.max_epochs, reset=True)
+        return self._fit(X)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):

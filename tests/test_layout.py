@@ -11,7 +11,7 @@ PACKAGE = ROOT / "skvae"
 # The layers of docs/layout.rst, from the bottom up. A module imports modules
 # of its own layer or of those below, lazy imports included.
 LAYERS = [
-    {"_utils", "_threads", "_version"},
+    {"_utils", "_threads", "_sizing", "_version"},
     {"_modules", "_likelihoods", "_losses", "_data"},
     {"_tabular", "_net", "_callbacks", "_importance"},
     {"_base", "_docstrings"},
