@@ -176,10 +176,10 @@ class _BaseVAE(BaseEstimator):
             # Also after set_params(early_stopping=False): the net would go on
             # holding out a share of every chunk and restoring its best epoch.
             raise ValueError(
-                "partial_fit cannot continue a model fitted with "
-                "early_stopping=True: it holds its best epoch on a held-out "
-                "share of the fit's data. Fit with early_stopping=False to go on "
-                "training with partial_fit."
+                "partial_fit cannot continue a model fitted with early stopping "
+                "(early_stopping=True, or 'auto' on over 20,000 rows): it holds "
+                "its best epoch on a held-out share of the fit's data. Fit with "
+                "early_stopping=False to go on training with partial_fit."
             )
         return self._fit(X, epochs=1, reset=not hasattr(self, "net_"))
 

@@ -62,13 +62,15 @@ def test_a_model_fitted_with_early_stopping_cannot_continue_training(
     for model in (vae, loaded):
         model.set_params(early_stopping=early_stopping_now)
         match = "early_stopping=True" + (": there is no" if early_stopping_now else "")
+        match = match if early_stopping_now else "fitted with early stopping"
         with pytest.raises(ValueError, match=match) as info:
             model.partial_fit(X)
         if not early_stopping_now:
             assert str(info.value) == (
-                "partial_fit cannot continue a model fitted with early_stopping=True: "
-                "it holds its best epoch on a held-out share of the fit's data. Fit "
-                "with early_stopping=False to go on training with partial_fit."
+                "partial_fit cannot continue a model fitted with early stopping "
+                "(early_stopping=True, or 'auto' on over 20,000 rows): it holds its "
+                "best epoch on a held-out share of the fit's data. Fit with "
+                "early_stopping=False to go on training with partial_fit."
             )
         assert model.n_iter_ == 2
 
