@@ -295,7 +295,20 @@ class HoldoutSplit:
         self.seed = seed
 
     def __call__(self, dataset, y=None, **fit_params):
-        n_samples = len(dataset)
+        order, n_valid = self._order(len(dataset))
+        order = order.to(dataset.device)
+        if dataset.indices is not None:
+            order = dataset.indices[order]
+        return dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid])
+
+    def held_out(self, n_samples):
+        """Positions of the rows held out of a dataset of ``n_samples`` rows."""
+        order, n_valid = self._order(n_samples)
+        return order[:n_valid].numpy()
+
+    def _order(self, n_samples):
+        """A seeded permutation of the rows, and how many of its first ones
+        are held out."""
         n_valid = max(1, round(self.fraction * n_samples))
         if n_valid >= n_samples:
             raise ValueError(
@@ -303,10 +316,7 @@ class HoldoutSplit:
                 f"out of {n_samples}; lower it or pass more samples."
             )
         generator = torch.Generator().manual_seed(self.seed)
-        order = torch.randperm(n_samples, generator=generator).to(dataset.device)
-        if dataset.indices is not None:
-            order = dataset.indices[order]
-        return dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid])
+        return torch.randperm(n_samples, generator=generator), n_valid
 
 
 # Inference runs on batches of a multiple of ROW_BLOCK rows, the last one

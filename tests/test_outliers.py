@@ -190,6 +190,32 @@ def test_the_threshold_models_train_as_long_as_the_model(clusters):
     assert _TrainingLengths.runs == [detector.n_iter_] * 6
 
 
+def test_big_tables_set_the_threshold_on_the_held_out_rows(monkeypatch):
+    # 1,500 rows made "big" by lower limits (a fast test): "auto" holds out
+    # 150 rows, which set the threshold, and no fold model is trained.
+    monkeypatch.setattr("skvae._sizing.SMALL_DATA", 500)
+    monkeypatch.setattr("skvae._outliers.MIN_HELD_OUT", 150)
+    X = np.random.default_rng(0).normal(size=(1_500, 3))
+    _TrainingLengths.runs.clear()
+    detector = VAEOutlierDetector(
+        contamination=0.1,
+        max_epochs=3,
+        hidden_layer_sizes=(8,),
+        callbacks=[_TrainingLengths()],
+        random_state=0,
+    ).fit(X)
+    held_out = detector.net_.train_split.held_out(len(X))
+    assert len(held_out) == 150
+    expected = np.percentile(detector.score_samples(X[held_out]), 10)
+    assert detector.offset_ == pytest.approx(expected, rel=1e-12)
+    assert _TrainingLengths.runs == [3]
+    # One row fewer held out than needed: the five fold models set it.
+    monkeypatch.setattr("skvae._outliers.MIN_HELD_OUT", 151)
+    _TrainingLengths.runs.clear()
+    detector.fit(X)
+    assert _TrainingLengths.runs == [3] * 6
+
+
 def test_fit_predict_is_for_the_training_rows_only():
     assert hasattr(VAEOutlierDetector(novelty=False), "fit_predict")
     with pytest.raises(AttributeError) as excinfo:
