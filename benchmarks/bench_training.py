@@ -38,7 +38,7 @@ in ``_common.py``), so that speed is never bought with a worse model.
 
 Usage::
 
-    python benchmarks/bench_training.py            # 10 epochs, 3 x 3 runs
+    python benchmarks/bench_training.py            # 50 epochs, 3 rounds of 1 run
     python benchmarks/bench_training.py --quick    # 2 epochs, 1 run
     python benchmarks/bench_training.py --device cuda
 """
@@ -274,15 +274,15 @@ def child_env(name, device):
 
 def main():
     parser = C.base_parser(__doc__)
-    parser.add_argument("--epochs", type=int, help="epochs (default 10; 2)")
+    parser.add_argument("--epochs", type=int, help="epochs (default 50; 2)")
     parser.add_argument("--rounds", type=int, help="processes (default 3; 1)")
-    parser.add_argument("--repeats", type=int, help="runs per process (default 3; 1)")
+    parser.add_argument("--repeats", type=int, help="runs per process (default 1)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    epochs = args.epochs or (2 if args.quick else 10)
+    epochs = args.epochs or (2 if args.quick else 50)
     rounds = args.rounds or (1 if args.quick else 3)
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or 1
     if args.child:
         return child(args.child, args.device, epochs, repeats, args.data)
     C.check_device(args.device)
