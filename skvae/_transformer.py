@@ -137,6 +137,8 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseVAE
     # sample draws gaps where the training data had them.
     _learns_gaps = True
     _saved_attributes = (*_BaseVAE._saved_attributes, "_gap_model")
+    # No gaps in samples until fit learns them (and in models saved before).
+    _gap_model = None
 
     def __init__(
         self,

@@ -1,5 +1,7 @@
 """Gaps in samples: ``sample`` puts gaps where the training data had them."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -149,3 +151,10 @@ def test_partial_fit_learns_the_gaps_of_the_latest_chunk(gappy):
     vae.partial_fit(gappy.fillna({"c": 0.0}))
     assert vae.missing_rates_["c"] == 0.0
     assert_array_equal(vae.sample(100, random_state=0)["c"].isna(), False)
+
+
+def test_a_model_saved_before_gaps_were_modelled_samples_none(tmp_path):
+    data = Path(__file__).parent / "data"
+    loaded = VAETransformer.load(data / "model_v1.safetensors")
+    assert not np.isnan(loaded.sample(50, random_state=0)).any()
+    loaded.save(tmp_path / "again.safetensors")  # and saves again
