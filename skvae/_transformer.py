@@ -305,13 +305,13 @@ n_features)
 
         With ``given``, the rows are drawn from the model's conditional
         distribution of the other columns given those: the given columns are
-        observed and the rest missing, 100 codes are drawn per row from the
-        encoder's q(z | x_given), one is picked with probability proportional
-        to its importance weight p(x_given | z) p(z) / q(z | x_given)
-        (sampling-importance-resampling), and the row is drawn from p(x | z).
-        The number of draws is fixed (as ``n_score_samples`` is for scores):
-        100 keep the picked code close to p(z | x_given) at the cost of 100
-        decoder passes per row.
+        observed and the rest missing, 100 codes are proposed per row (half
+        from the encoder, half from the prior), one is picked with
+        probability proportional to its importance weight p(x_given | z)
+        p(z) / (proposal density of z) (sampling-importance-resampling), and
+        the row is drawn from p(x | z). The number of draws is fixed, not a
+        parameter: 100 keep the picked code close to p(z | x_given) at the
+        cost of 100 decoder passes per row (see :ref:`conditional_sampling`).
 
         Parameters
         ----------
