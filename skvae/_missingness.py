@@ -95,7 +95,8 @@ def _calibrate(prior, coef, intercept, rates):
     (the aggregate posterior) is narrower than the prior N(0, I) that
     unconditional samples come from when the model does not use every latent
     dimension; steep slopes then give prior codes more extreme probabilities,
-    and the rates drift (by several points on small, briefly trained models).
+    and the rates drift (by one to two points on the small, briefly trained
+    models tried: 45.4 % over prior codes for a column 47.2 % missing).
     Shifting each intercept, by bisection of the monotone mean, keeps the
     slopes, hence how missingness depends on the code, and sets the rate.
     """
