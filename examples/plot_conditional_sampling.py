@@ -45,7 +45,7 @@ for ax, name in zip(axes, species):
     ax.hist(synthetic, bins=bins, density=True, alpha=0.5, label="given species")
     ax.set_title(name)
     ax.set_xlabel("body_mass_g")
-axes[0].legend()
+    ax.legend()
 
 # %%
 # The draws follow the model's joint distribution of the columns: where the
