@@ -7,7 +7,9 @@ Synthetic rows of a mixed table
 columns in their own units, categorical columns of strings, and gaps. Here it
 learns the Palmer penguins table (344 penguins, 3 species, 3 islands, 4
 measurements, sex, year, a few gaps) and draws a synthetic table of the same
-size, which comes back as a DataFrame with the same columns and dtypes.
+size, which comes back as a DataFrame with the same columns and dtypes, and
+with gaps where the real table has them. (For rows drawn given some columns,
+see :ref:`sphx_glr_auto_examples_plot_conditional_sampling.py`.)
 """
 
 # %%

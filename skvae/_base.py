@@ -19,6 +19,7 @@ from skorch.callbacks import LRScheduler
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from ._callbacks import StopWhenConverged, print_progress
+from ._conditional import conditional_draws, read_conditions, restore_given
 from ._data import (
     BatchIterator,
     HoldoutSplit,
@@ -30,6 +31,7 @@ from ._data import (
 )
 from ._importance import log_marginal_likelihood
 from ._likelihoods import _LIKELIHOODS
+from ._missingness import add_gaps, draw_gaps, learn_gaps
 from ._modules import _ACTIVATIONS, VAEModule
 from ._net import _VAENet
 from ._persistence import load_model, save_model
@@ -125,6 +127,8 @@ class _BaseVAE(BaseEstimator):
     # What max_epochs="auto" and batch_size="auto" give on small data.
     _small_data_epochs = 100
     _small_data_batch_size = 128
+    # Whether fit learns where the data has gaps, for sample to draw them.
+    _learns_gaps = False
     # Fitted attributes that save() stores, besides the network.
     _saved_attributes = (
         "n_iter_",
@@ -236,6 +240,10 @@ class _BaseVAE(BaseEstimator):
                 seed_torch(seed + 1 + rank, self._device)
             net.partial_fit(dataset, epochs=epochs or net.max_epochs)
         self._store_fit_results(net)
+        if self._learns_gaps:
+            self._gap_model = learn_gaps(
+                net, dataset, self._schema, self._score_seed, self._inference_rows
+            )
         return self
 
     def _build_net(self, hidden_layer_sizes=None):
@@ -531,21 +539,33 @@ class _BaseVAE(BaseEstimator):
                 decoded = decoded.astype(dtype, copy=False)
         return decoded
 
-    def _sample(self, n_samples, random_state, return_mean):
+    def _sample(self, n_samples, random_state, return_mean, given=None, missing=True):
         check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or n_samples < 1:
+        conditions = None
+        if given is not None:
+            conditions = read_conditions(given, n_samples, self._schema)
+            n_samples = len(conditions.given)
+        elif not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(
                 f"n_samples must be a positive int, got {plain(n_samples)!r}."
             )
         seed = draw_seed(check_random_state(random_state))
-        X = self.net_.sample(
-            int(n_samples),
-            self.n_components,
-            seed,
-            self._inference_rows,
-            return_mean=return_mean,
-        )
-        return self._decode(X)
+        rows = self._inference_rows
+        if conditions is None:
+            X, z = self.net_.sample(
+                int(n_samples), self.n_components, seed, rows, return_mean=return_mean
+            )
+            X = self._decode(X)
+        else:
+            X, z = conditional_draws(self.net_, conditions, seed, rows, return_mean)
+            X = restore_given(self._decode(X), conditions)
+        gap_model = getattr(self, "_gap_model", None)
+        if missing and gap_model is not None and not return_mean:
+            gaps = draw_gaps(gap_model, z.numpy(), len(self._schema.columns), seed)
+            if conditions is not None:
+                gaps &= ~conditions.given
+            X = add_gaps(X, gaps, self._schema, self.missing_values)
+        return X
 
     # --------------------------------------------------------- persistence
     def save(self, path):

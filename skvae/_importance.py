@@ -1,8 +1,9 @@
 """Importance sampling from the posterior of a ``VAEModule``.
 
-Log-likelihood estimates (``score_samples``), MIWAE fills, posterior draws and
-per-feature expected log-likelihoods, all from the same decoded draws of
-``importance_draws``.
+Log-likelihood estimates (``score_samples``), MIWAE fills, posterior draws
+(which also give conditional samples: the known columns observed, the rest
+missing) and per-feature expected log-likelihoods, all from the same decoded
+draws of ``importance_draws``.
 """
 
 import math
@@ -11,6 +12,10 @@ from typing import NamedTuple
 import torch
 
 from ._losses import gaussian_kl, log_prior_ratio
+
+# Rounds of fills before the encoder proposes codes for conditional draws: on
+# tables of a few columns, the fills settle within a few rounds.
+FILL_STEPS = 10
 
 
 class Draws(NamedTuple):
@@ -21,9 +26,10 @@ class Draws(NamedTuple):
     log_px_z: torch.Tensor  # (K, batch): log p(x | z_k), observed entries
     log_w: torch.Tensor  # (K, batch): log p(x, z_k) / q(z_k | x)
     kl: torch.Tensor  # (batch,): closed-form KL(q(z | x) || p(z))
+    z: torch.Tensor  # (K, batch, n_components): the codes drawn
 
 
-def importance_draws(module, x, eps, mask=None, kernel=False):
+def importance_draws(module, x, eps, mask=None, kernel=False, prior_share=0.0):
     """Draw z_k = mean + std * eps_k from q(z | x), decode and weight them.
 
     Parameters
@@ -38,6 +44,12 @@ def importance_draws(module, x, eps, mask=None, kernel=False):
         Leave out of ``log_px_z`` and ``log_w`` the terms that no decoder
         output enters (``Likelihood.log_kernel_elements``): the weights
         normalised over the draws stay the same.
+    prior_share : float, default=0.0
+        Draw from the mixture (1 - s) q(z | x) + s p(z) instead: the last
+        ``round(s K)`` codes are the prior draws ``eps`` themselves, and the
+        weights are p(x, z) over the mixture's density (defensive importance
+        sampling: the weights stay bounded by 1 / s times the likelihood where
+        q(z | x) misses the posterior).
 
     Returns
     -------
@@ -46,6 +58,9 @@ def importance_draws(module, x, eps, mask=None, kernel=False):
     z_mean, z_logvar = module.encode(x, mask)
     z = z_mean + torch.exp(0.5 * z_logvar) * eps  # (K, batch, n_components)
     n_draws, batch = z.shape[:2]
+    n_prior = round(prior_share * n_draws)
+    if n_prior:
+        z = torch.cat([z[: n_draws - n_prior], eps[n_draws - n_prior :]])
     params = module.decoder(z.reshape(n_draws * batch, -1)).reshape(n_draws, batch, -1)
     # Broadcast views of x (and the mask) over the K draws: no copies.
     x_rep = x.expand(n_draws, *x.shape)
@@ -54,8 +69,16 @@ def importance_draws(module, x, eps, mask=None, kernel=False):
     likelihood = module.likelihood
     log_density = likelihood.log_kernel if kernel else likelihood.log_prob
     log_px_z = log_density(x_rep, params, mask)
-    log_w = log_px_z + log_prior_ratio(z, z_mean, z_logvar)
-    return Draws(z_mean, params, log_px_z, log_w, gaussian_kl(z_mean, z_logvar))
+    log_ratio = log_prior_ratio(z, z_mean, z_logvar)  # log p(z) - log q(z | x)
+    if prior_share:
+        # log p(z) - log((1 - s) q(z | x) + s p(z)), from the ratio above.
+        log_ratio = -torch.logaddexp(
+            math.log1p(-prior_share) - log_ratio,
+            torch.tensor(math.log(prior_share), device=z.device),
+        )
+    log_w = log_px_z + log_ratio
+    kl = gaussian_kl(z_mean, z_logvar)
+    return Draws(z_mean, params, log_px_z, log_w, kl, z)
 
 
 def log_marginal_likelihood(module, x, eps, mask=None):
@@ -104,11 +127,66 @@ def posterior_sample(module, x, eps, mask=None, generator=None):
     -------
     sample : Tensor of shape (batch, n_features)
     """
-    draws = importance_draws(module, x, eps, mask, kernel=True)
+    return resampled_draw(module, x, eps, mask, generator)[0]
+
+
+def resampled_draw(
+    module, x, eps, mask=None, generator=None, return_mean=False, prior_share=0.0
+):
+    """Sampling-importance-resampling: one of the K codes of each row, picked
+    with probability proportional to its weight p(x_obs, z_k) / q(z_k | x),
+    then x from p(x | z) (its mean with ``return_mean``).
+
+    As K grows, the picked code follows p(z | x_observed), and the draw of x
+    the conditional distribution of the whole row given its observed entries.
+    Arguments as for ``importance_draws``.
+
+    Returns
+    -------
+    sample : Tensor of shape (batch, n_features)
+    z : Tensor of shape (batch, n_components)
+        The picked codes.
+    """
+    draws = importance_draws(module, x, eps, mask, True, prior_share)
     weights = torch.softmax(draws.log_w, dim=0).T  # (batch, K)
     pick = torch.multinomial(weights, 1, generator=generator).squeeze(-1)
-    params = draws.params[pick, torch.arange(len(pick), device=pick.device)]
-    return module.likelihood.sample(params, generator=generator)
+    rows = torch.arange(len(pick), device=pick.device)
+    params = draws.params[pick, rows]
+    if return_mean:
+        return module.likelihood.mean(params), draws.z[pick, rows]
+    return module.likelihood.sample(params, generator=generator), draws.z[pick, rows]
+
+
+def filled_by_means(module, x, mask, n_steps):
+    """``x`` with its missing entries replaced by the decoder's mean at the
+    encoder's mean, ``n_steps`` times over (each time from the last fill).
+
+    A code fitted to the observed entries only: where the encoder saw no gaps
+    in training, the gaps as zeros pull its code towards rows with those
+    zeros, and the fills move it back to codes that agree with the observed
+    entries.
+    """
+    filled = x
+    for _ in range(n_steps):
+        z_mean, _ = module.encode(filled, mask)
+        means = module.likelihood.mean(module.decoder(z_mean))
+        filled = torch.where(mask, x, means)
+    return filled
+
+
+def conditional_draw(module, x, eps, mask, generator=None, return_mean=False):
+    """One draw of each row given its observed entries (``resampled_draw``),
+    with the codes drawn from a mixture of q(z | x_observed, rest filled by
+    ``filled_by_means``) and the prior, half each: the first proposes codes
+    near the observed entries, the second keeps the weights bounded where the
+    first is too narrow. Arguments as for ``importance_draws``.
+
+    Returns
+    -------
+    sample, z : as for ``resampled_draw``
+    """
+    filled = filled_by_means(module, x, mask, FILL_STEPS)
+    return resampled_draw(module, filled, eps, mask, generator, return_mean, 0.5)
 
 
 def feature_log_likelihoods(module, x, eps, mask=None):

@@ -251,11 +251,17 @@ class _VAENet(NeuralNet):
         """Draw z from the prior and x from the likelihood, on the net's device.
 
         With ``return_mean=True``, x is the likelihood's mean instead of a draw.
+
+        Returns
+        -------
+        x : Tensor of shape (n_samples, n_features), on the host
+        z : Tensor of shape (n_samples, n_components), on the host
+            The codes that x was drawn from.
         """
         self._set_training(False)
         module = self.module_
         generator = torch.Generator(device=self.device).manual_seed(seed)
-        out = []
+        xs, zs = [], []
         with self._threads(min(n_samples, batch_size)):
             for start in range(0, n_samples, batch_size):
                 n = min(batch_size, n_samples - start)
@@ -267,11 +273,14 @@ class _VAENet(NeuralNet):
                     x = module.likelihood.mean(params)
                 else:
                     x = module.likelihood.sample(params, generator=generator)
-                out.append(x.cpu())
-        return torch.cat(out)
+                xs.append(x.cpu())
+                zs.append(z.cpu())
+        return torch.cat(xs), torch.cat(zs)
 
     @torch.no_grad()
-    def importance_sampled(self, fn, dataset, n_draws, seed, batch_size, **kwargs):
+    def importance_sampled(
+        self, fn, dataset, n_draws, seed, batch_size, fresh_draws=None, **kwargs
+    ):
         """Apply an importance-sampling function (``log_marginal_likelihood``,
         ``posterior_mean``, ...) to the rows of a dataset, in batches.
 
@@ -279,10 +288,14 @@ class _VAENet(NeuralNet):
         (``row_keyed_normal``): a row's result does not depend on the other
         rows or the batching, repeated calls agree, and the errors of
         different rows are independent, so averages over rows are precise.
+        With ``fresh_draws``, a generator on the net's device, the draws come
+        from it instead: fresh for every row, as samples need, equal rows
+        included.
 
         Returns
         -------
-        out : Tensor on the host, rows of ``fn`` concatenated
+        out : Tensor on the host, rows of ``fn`` concatenated (a tuple of
+            them when ``fn`` returns a tuple)
         """
         self._set_training(False)
         module = self.module_
@@ -291,8 +304,18 @@ class _VAENet(NeuralNet):
         out = []
         with self._threads(min(len(dataset), rows) * n_draws):
             for n, x, mask in padded_batches(BatchIterator(dataset, rows)):  # host
-                eps = row_keyed_normal(x, n_draws, module.n_components, seed)
+                if fresh_draws is None:
+                    eps = row_keyed_normal(x, n_draws, module.n_components, seed)
+                else:
+                    shape = (n_draws, len(x), module.n_components)
+                    eps = torch.randn(shape, generator=fresh_draws, device=self.device)
                 x, eps = x.to(self.device, non_blocking=True), eps.to(self.device)
                 mask = None if mask is None else mask.to(self.device)
-                out.append(fn(module, x, eps, mask, **kwargs)[:n].cpu())
+                result = fn(module, x, eps, mask, **kwargs)
+                if isinstance(result, tuple):
+                    out.append(tuple(part[:n].cpu() for part in result))
+                else:
+                    out.append(result[:n].cpu())
+        if out and isinstance(out[0], tuple):
+            return tuple(torch.cat(parts) for parts in zip(*out))
         return torch.cat(out)

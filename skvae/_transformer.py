@@ -8,6 +8,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import _BaseVAE
 from ._docstrings import fill_doc
+from ._missingness import missing_rates
 from ._utils import to_numpy, to_tensor
 
 
@@ -86,6 +87,16 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseVAE
     best_epoch_ : int
         Epoch (counted from 1) whose weights the model holds.
 
+    missing_rates_ : dict
+        The share of missing entries of each column in the training data
+        (keyed as ``likelihoods_``; of the last chunk after ``partial_fit``),
+        which ``sample`` reproduces. For each column with gaps, ``fit`` also
+        learns a logistic regression of its missingness on the code of each
+        row (drawn from q(z | x)), with the intercept set so that codes drawn
+        from the prior give that share; ``sample`` draws each row's gaps from
+        the code that made the row, so gaps keep their dependence on the
+        other columns. Estimated from up to 50,000 rows drawn at random.
+
     See Also
     --------
     VAEImputer : Fills missing values with the same model.
@@ -116,10 +127,17 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseVAE
     (1797, 64)
     >>> vae.sample(5, random_state=0).shape
     (5, 64)
+    >>> vae.sample(3, given={0: 0.0}, random_state=0)[:, 0]
+    array([0., 0., 0.])
     """
 
     # The ONNX graph of skvae.to_onnx: transform (and score_samples).
     _onnx_graph = "transformer"
+    # sample draws gaps where the training data had them.
+    _learns_gaps = True
+    _saved_attributes = (*_BaseVAE._saved_attributes, "_gap_model")
+    # No gaps in samples until fit learns them (and in models saved before).
+    _gap_model = None
 
     def __init__(
         self,
@@ -273,17 +291,54 @@ n_features)
         X_mean = self.net_.decode_mean(to_tensor(Z), self._inference_rows)
         return self._decode(X_mean, Z.dtype)
 
-    def sample(self, n_samples=1, random_state=None, *, return_mean=False):
+    def sample(
+        self,
+        n_samples=1,
+        random_state=None,
+        *,
+        given=None,
+        missing=True,
+        return_mean=False,
+    ):
         """Generate new data: z from the prior N(0, I), then x from p(x | z).
+
+        With ``given``, the rows are drawn from the model's conditional
+        distribution of the other columns given those: the given columns are
+        observed and the rest missing, 100 codes are proposed per row (half
+        from the encoder, half from the prior), one is picked with
+        probability proportional to its importance weight p(x_given | z)
+        p(z) / (proposal density of z) (sampling-importance-resampling), and
+        the row is drawn from p(x | z). The number of draws is fixed, not a
+        parameter: 100 keep the picked code close to p(z | x_given) at the
+        cost of 100 decoder passes per row (see :ref:`conditional_sampling`).
 
         Parameters
         ----------
         n_samples : int, default=1
-            Number of samples to generate.
+            Number of samples to generate. With a DataFrame or array
+            ``given``, leave it at 1 or pass the number of its rows.
 
         random_state : int, RandomState instance or None, default=None
             Seeds the draws; None draws fresh randomness from NumPy's global
-            generator.
+            generator. The same seed gives the same rows.
+
+        given : dict, DataFrame, array-like or None, default=None
+            Columns to condition on. A dict ``{column: value}`` gives every
+            row the same values; a DataFrame of some columns (or an array of
+            all columns, NaN where not given) gives one row per sample, and
+            its number of rows sets the number of samples. Columns are named
+            as in ``fit`` (by position for arrays). A gap (NaN, None) in a
+            condition leaves that column to be drawn in that row. Given
+            columns come back exactly as given; a category that ``fit`` did
+            not see or a number outside the range seen in ``fit`` is a
+            ``ValueError``.
+
+        missing : bool, default=True
+            Put gaps in the samples as the training data had them: each
+            column with gaps in ``fit`` is missing with a probability that
+            depends on the row's code (see ``missing_rates_``). False gives
+            rows without gaps. Given entries are never missing, and rows of
+            ``return_mean=True`` have no gaps.
 
         return_mean : bool, default=False
             Return the likelihood's mean for each drawn z (a smooth "typical"
@@ -299,8 +354,16 @@ n_features)
             ``fit`` (rounded within their range beyond 1,000 values), float
             columns whose values in ``fit`` had at most 6 decimals rounded to
             as many), else an array in the float dtype of the training data.
+            Gaps are NaN, or ``missing_values`` in numeric columns when it is
+            a number.
         """
-        return self._sample(n_samples, random_state, return_mean)
+        return self._sample(n_samples, random_state, return_mean, given, missing)
+
+    @property
+    def missing_rates_(self):
+        """The share of missing entries of each column in ``fit``."""
+        check_is_fitted(self)
+        return missing_rates(getattr(self, "_gap_model", None), self._schema)
 
     def score_samples(self, X):
         """Estimate the log-likelihood log p(x) of each sample.

@@ -13,7 +13,7 @@ PACKAGE = ROOT / "skvae"
 LAYERS = [
     {"_utils", "_threads", "_sizing", "_version"},
     {"_modules", "_likelihoods", "_losses", "_data"},
-    {"_tabular", "_net", "_callbacks", "_importance"},
+    {"_tabular", "_net", "_callbacks", "_importance", "_conditional", "_missingness"},
     {"_base", "_docstrings"},
     {"_transformer", "_imputer", "_outliers"},
     {"_persistence", "_onnx", "_plotting"},
