@@ -29,11 +29,12 @@ from ._data import (
     is_file_backed,
 )
 from ._importance import log_marginal_likelihood
-from ._likelihoods import _LIKELIHOODS
+from ._likelihoods import LIKELIHOODS
 from ._modules import _ACTIVATIONS, VAEModule
 from ._net import _VAENet
 from ._persistence import load_model, save_model
-from ._tabular import AUTO, CATEGORICAL, fit_schema
+from ._scan import AUTO, CATEGORICAL, is_numeric
+from ._schema import fit_schema
 from ._utils import (
     draw_seed,
     forked_rng,
@@ -86,7 +87,7 @@ class _BaseVAE(BaseEstimator):
             Interval(Integral, 1, None, closed="left"),
         ],
         "activation": [StrOptions(set(_ACTIVATIONS))],
-        "likelihood": [StrOptions({AUTO, *_LIKELIHOODS}), dict],
+        "likelihood": [StrOptions({AUTO, *LIKELIHOODS}), dict],
         "missing_values": [None, Real],
         "module": [type, None],
         "beta": [Interval(Real, 0, None, closed="left")],
@@ -409,9 +410,7 @@ class _BaseVAE(BaseEstimator):
         if isinstance(X, pd.DataFrame):
             X = X.copy()
             for i, dtype in enumerate(X.dtypes):
-                if pd.api.types.is_bool_dtype(dtype):
-                    continue
-                if pd.api.types.is_numeric_dtype(dtype):
+                if is_numeric(dtype):
                     X.isetitem(i, _with_gaps(X.iloc[:, i], marker))
             return X
         return np.where(X == marker, np.nan, X).astype(X.dtype, copy=False)

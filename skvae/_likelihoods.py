@@ -562,7 +562,7 @@ def make_likelihood(likelihood, n_features):
     return BlockLikelihood(blocks)
 
 
-_LIKELIHOODS = {
+LIKELIHOODS = {
     "bernoulli": BernoulliLikelihood,
     "continuous_bernoulli": ContinuousBernoulliLikelihood,
     "gaussian": GaussianLikelihood,
@@ -575,7 +575,7 @@ _LIKELIHOODS = {
 NORMAL_SCORES = "gaussian_on_scores"
 STANDARDIZED_HETEROSCEDASTIC = "gaussian_heteroscedastic_on_standardized"
 _ALL_LIKELIHOODS = {
-    **_LIKELIHOODS,
+    **LIKELIHOODS,
     NORMAL_SCORES: NormalScoresLikelihood,
     STANDARDIZED_HETEROSCEDASTIC: StandardizedHeteroscedasticLikelihood,
 }

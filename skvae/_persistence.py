@@ -24,7 +24,7 @@ import sklearn
 import skorch
 import torch
 
-from ._tabular import ColumnSchema, identity_schema
+from ._schema import ColumnSchema, identity_schema
 from ._utils import forked_rng, resolve_device
 
 # Each file names the estimator class that wrote it: "skvae.VAETransformer".

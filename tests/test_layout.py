@@ -13,7 +13,7 @@ PACKAGE = ROOT / "skvae"
 LAYERS = [
     {"_utils", "_threads", "_version"},
     {"_modules", "_likelihoods", "_losses", "_data"},
-    {"_tabular", "_net", "_callbacks", "_importance"},
+    {"_transforms", "_scan", "_schema", "_net", "_callbacks", "_importance"},
     {"_base", "_docstrings"},
     {"_transformer", "_imputer", "_outliers"},
     {"_persistence", "_onnx", "_plotting"},

@@ -183,10 +183,10 @@ def _linear_inverses(transforms):
     for j, t in enumerate(transforms):
         if t is None:
             continue
-        if t._spline is None:
+        if len(t.x_knots) == 1:  # a constant column: a shift
             offset[j], scale[j] = t.x_knots[0] - t.s_knots[0], 1.0
         else:
-            slope = t._ends[0]
+            slope = t.pieces[2][0]
             offset[j] = t.x_knots[0] - t.s_knots[0] / slope
             scale[j] = 1.0 / slope
     return offset, scale

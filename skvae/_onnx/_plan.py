@@ -131,9 +131,9 @@ def _check_imputable(name, model, schema):
 
 
 def _likelihood_name(part):
-    from .._likelihoods import _LIKELIHOODS
+    from .._likelihoods import LIKELIHOODS
 
-    for name, cls in _LIKELIHOODS.items():
+    for name, cls in LIKELIHOODS.items():
         if type(part) is cls:
             return name
     return type(part).__name__

@@ -17,16 +17,7 @@ class _Splines(nn.Module):
 
     def __init__(self, transforms):
         super().__init__()
-        pieces = []
-        for t in transforms:
-            if t._spline is None:  # a constant column: x - x0 (+ s0)
-                x0 = float(t.x_knots[0])
-                breaks = np.array([x0, x0])
-                coef = np.array([[0.0], [0.0], [1.0], [float(t.s_knots[0])]])
-            else:
-                breaks = np.asarray(t._spline.x, dtype=np.float64)
-                coef = np.asarray(t._spline.c, dtype=np.float64)
-            pieces.append((breaks, coef, t._ends))
+        pieces = [t.pieces for t in transforms]
         n_segments = max(len(b) - 1 for b, _, _ in pieces)
         n = len(pieces)
         # Per column and segment: its start (+inf past the column's last
