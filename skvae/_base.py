@@ -1,4 +1,4 @@
-"""What the estimators share: parameters, validation, training, persistence.
+"""What the estimators share: parameters, training, inference, persistence.
 
 ``VAETransformer``, ``VAEImputer`` and ``VAEOutlierDetector`` are thin faces
 on ``_BaseVAE``: one network (``net_``, a skorch net around ``VAEModule``),
@@ -14,7 +14,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import LRScheduler
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
@@ -33,18 +33,24 @@ from ._likelihoods import LIKELIHOODS
 from ._modules import _ACTIVATIONS, VAEModule
 from ._net import _VAENet
 from ._persistence import load_model, save_model
-from ._scan import AUTO, CATEGORICAL, is_numeric
+from ._scan import AUTO
 from ._schema import fit_schema
 from ._utils import (
     draw_seed,
     forked_rng,
-    plain,
     process_group,
     resolve_device,
     seed_torch,
     shared_seed,
     supports_fused,
     to_numpy,
+)
+from ._validation import (
+    check_decoder_width,
+    check_hidden_layer_sizes,
+    check_input,
+    check_module_class,
+    check_n_samples,
 )
 
 _OPTIMIZERS = {
@@ -59,22 +65,6 @@ _OPTIMIZERS = {
 # of a densified sparse batch and of the decoder's output.
 _INFERENCE_ROWS = 4096
 _INFERENCE_ENTRIES = 2**24
-
-
-def _check_hidden_layer_sizes(hidden_layer_sizes):
-    """Return ``hidden_layer_sizes`` as a non-empty tuple of positive ints."""
-    sizes = hidden_layer_sizes
-    if isinstance(sizes, Integral):
-        sizes = (sizes,)
-    sizes = tuple(sizes)
-    if not sizes or not all(
-        isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes
-    ):
-        raise ValueError(
-            "hidden_layer_sizes must be a positive int or a non-empty sequence of "
-            f"positive ints, got {hidden_layer_sizes!r}."
-        )
-    return tuple(int(s) for s in sizes)
 
 
 class _BaseVAE(BaseEstimator):
@@ -182,7 +172,7 @@ class _BaseVAE(BaseEstimator):
             # After unpickling a GPU model on a machine without one, skorch
             # moved the net to the CPU: keep training where the net is.
             self._device = str(net.device)
-        hidden_layer_sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
+        hidden_layer_sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         # The dtypes of fit are those of X before numeric gaps are marked.
         dataframe = isinstance(X, pd.DataFrame)
         dtypes = X.dtypes if dataframe else None
@@ -219,7 +209,7 @@ class _BaseVAE(BaseEstimator):
         with forked_rng(seed, self._device):
             if reset:
                 net.initialize()
-                _check_decoder_width(net.module_, self._device)
+                check_decoder_width(net.module_, self._device)
             if world_size > 1:
                 # One shuffling order for all processes, each taking its share,
                 # and training noise of its own.
@@ -231,7 +221,7 @@ class _BaseVAE(BaseEstimator):
 
     def _build_net(self, hidden_layer_sizes=None):
         if hidden_layer_sizes is None:
-            hidden_layer_sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
+            hidden_layer_sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         # As in MLPClassifier: stop once the monitored loss has not improved by
         # tol for n_iter_no_change epochs; the held-out loss with early_stopping
         # (keeping the best weights), the training loss otherwise.
@@ -300,12 +290,7 @@ class _BaseVAE(BaseEstimator):
     def _module_class(self):
         if self.module is None:
             return VAEModule
-        if not issubclass(self.module, torch.nn.Module):
-            raise ValueError(
-                f"module must be a torch.nn.Module subclass (for example a "
-                f"subclass of skvae.VAEModule), got {self.module!r}."
-            )
-        return self.module
+        return check_module_class(self.module)
 
     def _store_fit_results(self, net):
         history = net.history
@@ -330,90 +315,10 @@ class _BaseVAE(BaseEstimator):
         """Whether missing entries are accepted."""
         return self.missing_values is not None
 
-    def _check_missing_values(self):
-        value = self.missing_values
-        if isinstance(value, (bool, np.bool_)):
-            raise ValueError(
-                f"missing_values must be np.nan, a number or None, got {value!r}."
-            )
-
     def _check_input(self, X, reset):
-        """Validated X: a DataFrame as given (the schema checks its columns),
-        else a numeric array, CSR/CSC matrix or memory-mapped array, with
-        missing entries as NaN."""
-        self._check_missing_values()
-        if isinstance(X, pd.DataFrame):
-            validate_data(self, X, skip_check_array=True, reset=reset)
-            for axis, what in enumerate(("sample(s)", "feature(s)")):
-                if X.shape[axis] == 0:
-                    raise ValueError(
-                        f"Found array with 0 {what} (shape={X.shape}) while a "
-                        "minimum of 1 is required."
-                    )
-            return self._mark_missing(X)
-        if self._wants_categorical(reset) and not sp.issparse(X):
-            X = validate_data(self, X, dtype=None, ensure_all_finite=False, reset=reset)
-            return self._mark_missing(pd.DataFrame(X).infer_objects())
-        nan_marker = self._missing and np.isnan(self.missing_values)
-        finite = "allow-nan" if nan_marker else True
-        if nan_marker and not reset and self._schema.identity:
-            # The rows go to the encoder as they are, and the gap check on
-            # their way there (_dataset, has_nan) refuses infinity too: one
-            # pass over X instead of two.
-            finite = False
-        if is_file_backed(X):
-            validate_data(self, X[:1], ensure_all_finite=finite, reset=reset)
-            return X
-        try:
-            X = validate_data(
-                self,
-                X,
-                accept_sparse=("csr", "csc"),
-                dtype=[np.float64, np.float32],
-                ensure_all_finite=finite,
-                reset=reset,
-            )
-        except ValueError as exc:
-            if "could not convert string" not in str(exc):
-                raise
-            raise ValueError(
-                f"{exc}. For columns of categories, pass a pandas DataFrame (its "
-                "object, string, category and bool columns are modelled as "
-                "categorical) or name them in likelihood, for example "
-                "likelihood={0: 'categorical'}."
-            ) from None
-        return self._mark_missing(X)
-
-    def _wants_categorical(self, reset):
-        """Whether some column is to be modelled as categorical."""
-        if not reset and hasattr(self, "_schema"):
-            return any(c.categorical for c in self._schema.columns)
-        likelihood = self.likelihood
-        if isinstance(likelihood, dict):
-            return CATEGORICAL in likelihood.values()
-        return likelihood == CATEGORICAL
-
-    def _mark_missing(self, X):
-        """X with entries equal to a numeric ``missing_values`` set to NaN."""
-        marker = self.missing_values
-        if marker is None or np.isnan(marker):
-            return X
-        if sp.issparse(X):
-            if marker == 0:
-                raise ValueError(
-                    "missing_values=0 cannot mark gaps in a sparse matrix, whose "
-                    "implicit zeros would all be missing; use a dense array."
-                )
-            X = X.copy()
-            X.data[X.data == marker] = np.nan
-            return X
-        if isinstance(X, pd.DataFrame):
-            X = X.copy()
-            for i, dtype in enumerate(X.dtypes):
-                if is_numeric(dtype):
-                    X.isetitem(i, _with_gaps(X.iloc[:, i], marker))
-            return X
-        return np.where(X == marker, np.nan, X).astype(X.dtype, copy=False)
+        """Validated X (see ``_validation.check_input``)."""
+        schema = None if reset else getattr(self, "_schema", None)
+        return check_input(self, X, reset, schema)
 
     @property
     def _inference_rows(self):
@@ -521,13 +426,10 @@ class _BaseVAE(BaseEstimator):
 
     def _sample(self, n_samples, random_state, return_mean):
         check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(
-                f"n_samples must be a positive int, got {plain(n_samples)!r}."
-            )
+        n_samples = check_n_samples(n_samples)
         seed = draw_seed(check_random_state(random_state))
         X = self.net_.sample(
-            int(n_samples),
+            n_samples,
             self.n_components,
             seed,
             self._inference_rows,
@@ -626,45 +528,9 @@ class _BaseVAE(BaseEstimator):
         return tags
 
 
-@torch.no_grad()
-def _check_decoder_width(module, device):
-    """Raise a ValueError unless the decoder of a (custom) ``module`` gives
-    each code as many outputs as the likelihood has parameters."""
-    expected = module.likelihood.n_params
-    training = module.training
-    module.eval()  # no dropout draws, no batch-norm statistics updated
-    try:
-        out = module.decoder(torch.zeros(2, module.n_components, device=device))
-    finally:
-        module.train(training)
-    if out.shape != (2, expected):
-        got = out.shape[-1] if out.dim() == 2 else f"shape {tuple(out.shape[1:])}"
-        raise ValueError(
-            f"The decoder of module={type(module).__name__} outputs {got} values "
-            f"per code, but its likelihood takes {expected} (likelihood.n_params, "
-            f"for {module.likelihood.n_features} features). End the decoder "
-            "with a layer of self.likelihood.n_params outputs."
-        )
-
-
 def _add_to_message(exc, sentence):
     """Append ``sentence`` to the message of the exception ``exc``."""
     exc.args = (f"{exc.args[0]} {sentence}", *exc.args[1:])
-
-
-def _with_gaps(values, marker):
-    """A numeric Series with its entries equal to ``marker`` made missing.
-
-    A NumPy integer column becomes the nullable integer dtype of its width,
-    which holds gaps without turning the integers into floats.
-    """
-    gaps = (values == marker).to_numpy(dtype=bool, na_value=False)
-    if not gaps.any():
-        return values
-    dtype = values.dtype
-    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
-        values = values.astype(dtype.name.replace("uint", "UInt").replace("int", "Int"))
-    return values.mask(gaps)
 
 
 def _silent(*args, **kwargs):

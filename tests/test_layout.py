@@ -14,7 +14,7 @@ LAYERS = [
     {"_utils", "_threads", "_version"},
     {"_modules", "_likelihoods", "_losses", "_data"},
     {"_transforms", "_scan", "_schema", "_net", "_callbacks", "_importance"},
-    {"_base", "_docstrings"},
+    {"_base", "_validation", "_docstrings"},
     {"_transformer", "_imputer", "_outliers"},
     {"_persistence", "_onnx", "_plotting"},
     {"__init__", "cli", "__main__"},
