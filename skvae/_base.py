@@ -1,8 +1,10 @@
-"""What the estimators share: parameters, training, inference, persistence.
+"""What the estimators share: parameters, training and inference.
 
 ``VAETransformer``, ``VAEImputer`` and ``VAEOutlierDetector`` are thin faces
 on ``_BaseVAE``: one network (``net_``, a skorch net around ``VAEModule``),
-one training path (``_fit``), one column schema and one file format.
+one training path (``_fit``), one column schema and one file format. The
+checks of the input are in ``_validation``; the fitted state that ``save``,
+``load`` and the ONNX export see, in ``_fitted``.
 """
 
 from numbers import Integral, Real
@@ -28,11 +30,11 @@ from ._data import (
     has_nan,
     is_file_backed,
 )
+from ._fitted import FittedStateMixin
 from ._importance import log_marginal_likelihood
 from ._likelihoods import LIKELIHOODS
-from ._modules import _ACTIVATIONS, VAEModule
-from ._net import _VAENet
-from ._persistence import load_model, save_model
+from ._modules import ACTIVATIONS, VAEModule
+from ._net import VAENet
 from ._scan import AUTO
 from ._schema import fit_schema
 from ._utils import (
@@ -67,7 +69,7 @@ _INFERENCE_ROWS = 4096
 _INFERENCE_ENTRIES = 2**24
 
 
-class _BaseVAE(BaseEstimator):
+class _BaseVAE(FittedStateMixin, BaseEstimator):
     """Shared machinery of the skvae estimators (not for direct use)."""
 
     _parameter_constraints: dict = {
@@ -76,7 +78,7 @@ class _BaseVAE(BaseEstimator):
             "array-like",
             Interval(Integral, 1, None, closed="left"),
         ],
-        "activation": [StrOptions(set(_ACTIVATIONS))],
+        "activation": [StrOptions(set(ACTIVATIONS))],
         "likelihood": [StrOptions({AUTO, *LIKELIHOODS}), dict],
         "missing_values": [None, Real],
         "module": [type, None],
@@ -112,13 +114,6 @@ class _BaseVAE(BaseEstimator):
     _linear_path = False
     # Learning-rate schedule over max_epochs: None (constant) or "cosine".
     _lr_schedule = None
-    # Fitted attributes that save() stores, besides the network.
-    _saved_attributes = (
-        "n_iter_",
-        "loss_curve_",
-        "validation_scores_",
-        "best_epoch_",
-    )
 
     # ------------------------------------------------------------ training
     def _fit(self, X, epochs, reset, schema=None):
@@ -237,14 +232,14 @@ class _BaseVAE(BaseEstimator):
             sink=print_progress if self.verbose else _silent,
             skip_epochs=0 if self.early_stopping else self.kl_warmup_epochs,
         )
-        # The net shows the progress when verbose (_VAENet.get_default_callbacks).
+        # The net shows the progress when verbose (VAENet.get_default_callbacks).
         callbacks = [("stop_when_converged", stopper)]
         if self._lr_schedule == "cosine":
             # Down to 0 over max_epochs, stepped once per epoch.
             schedule = LRScheduler(policy=CosineAnnealingLR, T_max=self.max_epochs)
             callbacks.append(("lr_schedule", schedule))
         callbacks += list(self.callbacks or [])
-        return _VAENet(
+        return VAENet(
             self._module_class(),
             module__n_features=self._schema.n_features,
             module__n_components=self.n_components,
@@ -436,89 +431,6 @@ class _BaseVAE(BaseEstimator):
             return_mean=return_mean,
         )
         return self._decode(X)
-
-    # --------------------------------------------------------- persistence
-    def save(self, path):
-        """Save the fitted model to one file, without pickle.
-
-        The weights and optimizer state are stored with safetensors; the
-        parameters, fitted attributes, column schema (categories, per-column
-        likelihoods and transforms), feature names, per-epoch training history
-        and library versions as JSON in the file's header, with a SHA-256
-        digest of it all. The file is written to a temporary name first and
-        then renamed, so an existing file at ``path`` is never left
-        half-written.
-
-        Parameters
-        ----------
-        path : str or path-like
-            Destination, conventionally ending in ``.safetensors``.
-
-        Returns
-        -------
-        self : object
-            The estimator, unchanged.
-
-        See Also
-        --------
-        load : Rebuild the estimator from the file.
-        """
-        check_is_fitted(self)
-        save_model(self, path)
-        return self
-
-    @classmethod
-    def load(cls, path, device=None, module=None):
-        """Load a model written by :meth:`save`.
-
-        Loading reads tensors and JSON only and never executes code from the
-        file. A truncated, edited or foreign file, one written by another
-        estimator class, or one written in an unknown format version, raises
-        ``ValueError`` with the reason.
-
-        Parameters
-        ----------
-        path : str or path-like
-            A file written by :meth:`save`.
-
-        device : str or None, default=None
-            Where to put the model (``"cpu"``, ``"cuda"``, ``"cuda:N"``,
-            ``"auto"``). None keeps the device it was trained on, or the CPU
-            when that was a GPU that this machine does not have.
-
-        module : type or None, default=None
-            The custom ``module`` class the model was fitted with, if any. The
-            file stores only its name and loading never imports code, so a
-            model with a custom module needs its class passed here.
-
-        Returns
-        -------
-        estimator : object
-            The fitted estimator, with the same outputs as the saved one.
-        """
-        return load_model(cls, path, device=device, module=module)
-
-    # ---------------------------------------------------------------- ONNX
-    # skl2onnx calls these hooks for classes that have no registered
-    # converter, so that skl2onnx.to_onnx converts skvae's estimators, and
-    # pipelines holding them, without a registration step (see skvae.to_onnx).
-    def onnx_parser(self):
-        """skl2onnx hook: declares the outputs of the ONNX graph."""
-        from ._onnx import hook_parser
-
-        return hook_parser(self)
-
-    def onnx_shape_calculator(self):
-        """skl2onnx hook: sets the types and shapes of the graph's outputs."""
-        from ._onnx import shape_calculator
-
-        return shape_calculator
-
-    def onnx_converter(self):
-        """skl2onnx hook: writes the ONNX graph (see ``skvae.to_onnx``)."""
-        from ._onnx import converter
-
-        return converter
 
     # ---------------------------------------------------------------- meta
     def __sklearn_tags__(self):

@@ -255,6 +255,18 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         self._after_load()
         return self
 
+    @property
+    def _score_draws(self):
+        """None: the imputer has no ``score_samples``."""
+        return None
+
+    def _fitted_state(self):
+        state = super()._fitted_state()
+        # The features of the missing indicator (None without one).
+        indicator = self.indicator_
+        state["indicator_features"] = None if indicator is None else indicator.features_
+        return state
+
     def _after_load(self):
         """Build ``indicator_`` from the features that had gaps in ``fit``."""
         self.indicator_ = None

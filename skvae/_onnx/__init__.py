@@ -40,6 +40,7 @@ import threading
 from ._convert import (
     GRAPH_OPTIONS,
     converter,
+    graph_kind,
     hook_parser,
     parser,
     shape_calculator,
@@ -50,6 +51,7 @@ from ._plan import ExportError, require
 __all__ = [
     "ExportError",
     "converter",
+    "declare_exportable",
     "hook_parser",
     "parser",
     "register_onnx_converters",
@@ -141,7 +143,7 @@ def register_onnx_converters():
         if _registered:
             return
         for cls in _exportable_classes():
-            options = GRAPH_OPTIONS[cls._onnx_graph]
+            options = GRAPH_OPTIONS[graph_kind(cls)]
             update_registered_converter(
                 cls,
                 f"Skvae{cls.__name__}",
@@ -153,13 +155,21 @@ def register_onnx_converters():
         _registered = True
 
 
+# The estimator classes that declare an ONNX graph, in the order they were
+# defined: each registers itself (``_BaseVAE.__init_subclass__``), so that
+# this package imports no estimator module.
+_exportable = []
+
+
+def declare_exportable(cls):
+    """Record ``cls``, whose class attribute ``_onnx_graph`` names the graph
+    it exports, among the classes that ``register_onnx_converters``
+    registers."""
+    graph_kind(cls)
+    if cls not in _exportable:
+        _exportable.append(cls)
+
+
 def _exportable_classes():
-    """skvae's public estimators that declare an ONNX graph (``_onnx_graph``).
-
-    Read from the package's public API, so that this package imports no
-    estimator module.
-    """
-    import skvae
-
-    classes = (getattr(skvae, name) for name in skvae.__all__)
-    return [c for c in classes if isinstance(c, type) and hasattr(c, "_onnx_graph")]
+    """The estimator classes that declared an ONNX graph."""
+    return list(_exportable)

@@ -78,10 +78,10 @@ class Prepare(nn.Module):
     of the transformed columns at their observed entries (float64).
     """
 
-    def __init__(self, model, slopes=True):
+    def __init__(self, plan, slopes=True):
         super().__init__()
         self.slopes = slopes
-        schema = model._schema
+        schema = plan.schema
         kept = [i for i, c in enumerate(schema.columns) if c.width]
         self.drop = len(kept) < len(schema.columns)
         self.register_buffer("kept", torch.tensor(kept, dtype=torch.int64))
@@ -99,7 +99,7 @@ class Prepare(nn.Module):
                 order[j] = len(kept) + k
             self.register_buffer("positions", torch.tensor(positions))
             self.register_buffer("order", torch.tensor(order))
-        marker = model.missing_values
+        marker = plan.model.missing_values
         self.missing = marker is not None
         self.marker = None if marker is None or np.isnan(marker) else float(marker)
 
