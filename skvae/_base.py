@@ -391,13 +391,7 @@ class _BaseVAE(FittedStateMixin, BaseEstimator):
         those terms.
         """
         X, dataset = self._inference_data(X, support=True)
-        log_px = self.net_.importance_sampled(
-            log_marginal_likelihood,
-            dataset,
-            self._score_draws,
-            self._score_seed,
-            self._inference_rows,
-        )
+        log_px = self._importance_sampled(log_marginal_likelihood, dataset)
         log_px = to_numpy(self._finite(log_px, "score_samples"), np.float64)
         if not self._schema.identity:
             # Densities of transformed columns, back in their own units.
@@ -408,6 +402,19 @@ class _BaseVAE(FittedStateMixin, BaseEstimator):
                 capped = np.minimum(log_px, unseen_ceiling + unseen)
                 log_px = np.where(unseen < 0, capped, log_px)
         return log_px.astype(self._out_dtype(X), copy=False)
+
+    def _importance_sampled(self, fn, dataset, n_draws=None, **kwargs):
+        """``fn`` of the importance draws of the rows of ``dataset`` (see
+        ``_importance``): ``n_draws`` per row (default ``_score_draws``),
+        drawn from each row's own values and the seed of ``fit``."""
+        return self.net_.importance_sampled(
+            fn,
+            dataset,
+            self._score_draws if n_draws is None else n_draws,
+            self._score_seed,
+            self._inference_rows,
+            **kwargs,
+        )
 
     def _decode(self, encoded, dtype=None):
         """Data-space rows from encoded means or draws (a tensor)."""

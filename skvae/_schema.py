@@ -224,6 +224,11 @@ class ColumnSchema:
                 blocks.append([name, column.width])
         return tuple((name, width) for name, width in blocks)
 
+    def kept(self, keep_empty=False):
+        """Per column, whether it has features in the model (every column
+        with ``keep_empty``): the columns that outputs keep."""
+        return np.array([bool(c.width) or keep_empty for c in self.columns])
+
     @property
     def likelihoods_by_name(self):
         """``{column name: resolved likelihood}``."""

@@ -589,3 +589,10 @@ def test_a_transform_s_pieces_give_its_values(values):
         np.where(x > breaks[-1], sn + (x - breaks[-1]) * above, inside),
     )
     assert_allclose(transform.transform(x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_the_schema_says_which_columns_outputs_keep():
+    table = pd.DataFrame({"a": [1.0, 2.0, 3.0], "gap": np.nan, "b": ["x", "y", "x"]})
+    schema = fit_schema(table, "auto", allow_empty=True)
+    assert_array_equal(schema.kept(), [True, False, True])
+    assert_array_equal(schema.kept(keep_empty=True), [True, True, True])

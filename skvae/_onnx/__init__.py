@@ -5,11 +5,13 @@ registered for its class. skvae's converters embed graphs that
 ``torch.onnx.export`` makes of small PyTorch modules, which do from the raw
 input rows what the estimators' methods do. The package holds, by concern:
 
-- ``_plan``: what can be exported, checked (``Plan``, ``ExportError``).
+- ``_plan``: what can be exported, checked (``Plan``, ``ExportError``), from
+  the estimator's ``_fitted_state()``, the one interface through which this
+  package sees a fitted estimator.
 - ``_convert``: the skl2onnx glue (parser, shape calculator, converter). Each
   estimator declares the graph it exports as the class attribute
-  ``_onnx_graph`` ("transformer", "detector" or "imputer"), so this package
-  imports no estimator module.
+  ``_onnx_graph`` ("transformer", "detector" or "imputer") and records itself
+  with ``declare_exportable``, so this package imports no estimator module.
 - ``_prepare``: ``Prepare``, the encoder's input as ``_inference_data`` builds
   it: gaps (``missing_values``) become zeros and give the observation mask,
   columns with no observed value in ``fit`` are left out, and transformed

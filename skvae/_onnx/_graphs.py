@@ -73,7 +73,7 @@ class ImputeGraph(_Draws):
         schema = plan.schema
         self.dtype = plan.dtype
         columns = schema.columns
-        kept = [i for i, c in enumerate(columns) if c.width]
+        kept = np.flatnonzero(schema.kept()).tolist()
         # Back to the columns' units: x = offset + scale * s per column, then
         # rounding for integer columns of a DataFrame.
         offset, scale = _linear_inverses([columns[i].transform for i in kept])
@@ -126,7 +126,7 @@ class ImputeGraph(_Draws):
         self.register_buffer("where", torch.from_numpy(where))
         empty = np.array([not c.width for c in columns])
         self.register_buffer("empty", torch.from_numpy(empty))
-        keep = [bool(c.width) or model.keep_empty_features for c in columns]
+        keep = plan.schema.kept(model.keep_empty_features)
         self.register_buffer("keep", torch.tensor(np.flatnonzero(keep)))
         self.indicator = plan.indicator_features is not None
         if self.indicator:

@@ -82,7 +82,7 @@ class Prepare(nn.Module):
         super().__init__()
         self.slopes = slopes
         schema = plan.schema
-        kept = [i for i, c in enumerate(schema.columns) if c.width]
+        kept = np.flatnonzero(schema.kept()).tolist()
         self.drop = len(kept) < len(schema.columns)
         self.register_buffer("kept", torch.tensor(kept, dtype=torch.int64))
         transformed = [
