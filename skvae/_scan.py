@@ -24,6 +24,9 @@ LARGEST_INTEGER = 2**53
 # A float column whose observed values all have at most this many decimals
 # (such as measurements recorded to 0.1 mm) is given back at that precision.
 MAX_DECIMALS = 6
+# Beyond this many categories a column is more likely an identifier than a
+# category, and its one-hot block would dominate the network's width.
+MAX_CATEGORIES = 1000
 CATEGORICAL = "categorical"
 AUTO = "auto"
 
@@ -326,3 +329,59 @@ def float_dtype(X):
             return np.float32
         return np.float64
     return X.dtype
+
+
+def check_columns(X, columns, allow_nan=True, support=True):
+    """Check the numeric ``columns`` (of a schema) of ``X`` for infinity, NaN
+    (unless ``allow_nan``) and, with ``support``, values outside the support
+    of the likelihood of those modelled as given."""
+    names = [c.name for c in columns]
+    positions = [i for i, c in enumerate(columns) if c.width and not c.categorical]
+    if isinstance(X, pd.DataFrame):
+        for i in positions:
+            dtype = X.dtypes.iloc[i]
+            if not pd.api.types.is_numeric_dtype(dtype):
+                raise ValueError(
+                    f"Column {names[i]!r} was numeric in fit but has dtype "
+                    f"{dtype} now; pass the columns with the dtypes of fit."
+                )
+            if pd.api.types.is_complex_dtype(dtype):
+                raise complex_error(names[i], dtype)
+    likelihoods = None
+    if support:
+        likelihoods = {
+            i: columns[i].likelihood for i in positions if columns[i].transform is None
+        }
+    scan(X, positions, names, likelihoods, allow_nan=allow_nan)
+
+
+def categories_of(values, name):
+    """``(categories, ordered, dtype name, n_observed)`` of a categorical
+    column's ``values``: a pandas categorical's own categories, else the
+    observed values, sorted where they can be."""
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        categories, ordered = list(dtype.categories), bool(dtype.ordered)
+    else:
+        observed = pd.unique(series.dropna())
+        try:
+            categories = sorted(observed)
+        except TypeError:  # values of mixed types: keep their order of appearance
+            categories = list(observed)
+        ordered = False
+    if not categories:
+        raise ValueError(
+            f"Column {name!r} has no observed value: every entry is missing. Drop "
+            "the column; the model cannot learn it."
+        )
+    if len(categories) > MAX_CATEGORIES:
+        raise ValueError(
+            f"Column {name!r} has {len(categories):,} categories, more than the "
+            f"{MAX_CATEGORIES:,} that a categorical likelihood models well (one "
+            "decoder output each). If it identifies rows, drop it; otherwise "
+            "group rare values into one category, or encode it as numbers."
+        )
+    categories = [plain(v) for v in categories]
+    dtype_name = "category" if isinstance(dtype, pd.CategoricalDtype) else str(dtype)
+    return categories, ordered, dtype_name, int(series.notna().sum())

@@ -15,17 +15,17 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.special import ndtri
 
 from ._likelihoods import NORMAL_SCORES, STANDARDIZED_HETEROSCEDASTIC
 from ._scan import (
     AUTO,
     CATEGORICAL,
+    categories_of,
+    check_columns,
     check_integers,
     check_magnitude,
     column_kind,
     column_values,
-    complex_error,
     count_decimals,
     float_dtype,
     is_empty,
@@ -36,22 +36,15 @@ from ._scan import (
     scan,
 )
 from ._transforms import (
-    N_QUANTILES,
     ColumnTransform,
+    fit_levels,
     one_hot,
     restore_categories,
     restore_numeric,
     spread_levels,
     unseen_categories,
 )
-from ._utils import plain
 
-# Beyond this many categories a column is more likely an identifier than a
-# category, and its one-hot block would dominate the network's width.
-MAX_CATEGORIES = 1000
-# Integer columns with at most this many distinct values are modelled as
-# discretised normal scores (see ``Column.levels``).
-MAX_LEVELS = N_QUANTILES
 # An input column with no observed value in fit: not modelled, no features.
 EMPTY = "empty"
 
@@ -330,28 +323,7 @@ class ColumnSchema:
         """Check the numeric columns of ``X`` for infinity, NaN (unless
         ``allow_nan``) and, with ``support``, values outside the support of
         the likelihood of those modelled as given."""
-        names = [c.name for c in self.columns]
-        positions = [
-            i for i, c in enumerate(self.columns) if c.width and not c.categorical
-        ]
-        if isinstance(X, pd.DataFrame):
-            for i in positions:
-                dtype = X.dtypes.iloc[i]
-                if not pd.api.types.is_numeric_dtype(dtype):
-                    raise ValueError(
-                        f"Column {names[i]!r} was numeric in fit but has dtype "
-                        f"{dtype} now; pass the columns with the dtypes of fit."
-                    )
-                if pd.api.types.is_complex_dtype(dtype):
-                    raise complex_error(names[i], dtype)
-        likelihoods = None
-        if support:
-            likelihoods = {
-                i: self.columns[i].likelihood
-                for i in positions
-                if self.columns[i].transform is None
-            }
-        scan(X, positions, names, likelihoods, allow_nan=allow_nan)
+        check_columns(X, self.columns, allow_nan, support)
 
     # ------------------------------------------------------------- decode
     def decode(self, encoded):
@@ -495,7 +467,7 @@ def _numeric_column(X, i, column, numeric_likelihood, numeric_transform, datafra
             return _transformed_column(X, i, column, numeric_transform, dataframe)
     check_magnitude(column.name, value_range)
     if dataframe and count_decimals(observed_values(X, i), column.dtype) == 0:
-        # As _levels: a float column of whole numbers is an integer column,
+        # As fit_levels: a float column of whole numbers is an integer column,
         # and its outputs are whole numbers as an int64 column's are.
         column.decimals = 0
     return column
@@ -507,61 +479,18 @@ def _transformed_column(X, i, column, numeric_transform, dataframe):
     column.transform = ColumnTransform.fit(values, numeric_transform)
     column.decimals = count_decimals(values, column.dtype)
     if column.transform.kind == "normal_scores":  # cuts are normal scores
-        column.levels, column.cuts = _levels(values, column, dataframe)
+        column.levels, column.cuts = fit_levels(values, column, dataframe)
     elif column.likelihood == "gaussian_heteroscedastic":
         column.unit_floor = True
     return column
-
-
-def _levels(values, column, dataframe):
-    """Distinct values of an integer column and the internal bounds between
-    them (``ndtri`` of the empirical CDF), or ``(None, None)``.
-
-    A DataFrame's float column whose observed values are all whole numbers
-    (``decimals`` 0) is an integer column too: ``read_csv`` gives float64 to
-    an integer column with a gap. Arrays stay float matrices, modelled alike
-    in memory and memory-mapped (whose batches are not spread in training).
-    """
-    whole = dataframe and column.decimals == 0
-    if not (pd.api.types.is_integer_dtype(column.dtype) or whole):
-        return None, None
-    levels, counts = np.unique(values, return_counts=True)
-    if len(levels) > MAX_LEVELS:
-        return None, None
-    cdf = np.cumsum(counts)[:-1] / len(values)
-    return levels.tolist(), ndtri(cdf).tolist()
 
 
 # --------------------------------------------------------------------------
 # Categorical columns
 # --------------------------------------------------------------------------
 def _categorical_column(X, i, name):
-    values = column_values(X, i)
-    series = values if isinstance(values, pd.Series) else pd.Series(values)
-    dtype = series.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        categories, ordered = list(dtype.categories), bool(dtype.ordered)
-    else:
-        observed = pd.unique(series.dropna())
-        try:
-            categories = sorted(observed)
-        except TypeError:  # values of mixed types: keep their order of appearance
-            categories = list(observed)
-        ordered = False
-    if not categories:
-        raise ValueError(
-            f"Column {name!r} has no observed value: every entry is missing. Drop "
-            "the column; the model cannot learn it."
-        )
-    if len(categories) > MAX_CATEGORIES:
-        raise ValueError(
-            f"Column {name!r} has {len(categories):,} categories, more than the "
-            f"{MAX_CATEGORIES:,} that a categorical likelihood models well (one "
-            "decoder output each). If it identifies rows, drop it; otherwise "
-            "group rare values into one category, or encode it as numbers."
-        )
-    categories = [plain(v) for v in categories]
-    dtype_name = "category" if isinstance(dtype, pd.CategoricalDtype) else str(dtype)
-    column = Column(name, CATEGORICAL, dtype_name, categories, ordered)
-    column.n_observed = int(series.notna().sum())
+    """The categorical column ``i`` of ``X``: its categories as ``fit`` saw them."""
+    categories, ordered, dtype, n_observed = categories_of(column_values(X, i), name)
+    column = Column(name, CATEGORICAL, dtype, categories, ordered)
+    column.n_observed = n_observed
     return column

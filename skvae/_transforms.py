@@ -19,6 +19,9 @@ from scipy.special import ndtr, ndtri
 # either way); with ~sqrt(n) / 2 values between knots the density is smooth,
 # and the marginal still within ~1 / (2 sqrt(n)) of the sample's.
 N_QUANTILES = 1000
+# Integer columns with at most this many distinct values are modelled as
+# discretised normal scores (see ``Column.levels``).
+MAX_LEVELS = N_QUANTILES
 
 
 class ColumnTransform:
@@ -197,6 +200,25 @@ def _monotone_slopes(dx, ds):
     w1, w2 = 2 * dx[1:] + dx[:-1], dx[1:] + 2 * dx[:-1]
     slopes[1:-1] = (w1 + w2) / (w1 / secants[:-1] + w2 / secants[1:])
     return slopes
+
+
+def fit_levels(values, column, dataframe):
+    """Distinct values of an integer column and the internal bounds between
+    them (``ndtri`` of the empirical CDF), or ``(None, None)``.
+
+    A DataFrame's float column whose observed values are all whole numbers
+    (``decimals`` 0) is an integer column too: ``read_csv`` gives float64 to
+    an integer column with a gap. Arrays stay float matrices, modelled alike
+    in memory and memory-mapped (whose batches are not spread in training).
+    """
+    whole = dataframe and column.decimals == 0
+    if not (pd.api.types.is_integer_dtype(column.dtype) or whole):
+        return None, None
+    levels, counts = np.unique(values, return_counts=True)
+    if len(levels) > MAX_LEVELS:
+        return None, None
+    cdf = np.cumsum(counts)[:-1] / len(values)
+    return levels.tolist(), ndtri(cdf).tolist()
 
 
 def spread_levels(x, column, rng):
