@@ -12,11 +12,7 @@ from ._plotting import (
     SamplesDisplay,
 )
 from ._transformer import VAETransformer
-
-try:
-    from ._version import __version__
-except ImportError:  # a source tree that was never installed
-    __version__ = "0+unknown"
+from ._utils import VERSION as __version__
 
 __all__ = [
     "LatentSpaceDisplay",

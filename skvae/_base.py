@@ -1,8 +1,10 @@
-"""What the estimators share: parameters, validation, training, persistence.
+"""What the estimators share: parameters, training and inference.
 
 ``VAETransformer``, ``VAEImputer`` and ``VAEOutlierDetector`` are thin faces
 on ``_BaseVAE``: one network (``net_``, a skorch net around ``VAEModule``),
-one training path (``_fit``), one column schema and one file format.
+one training path (``_fit``), one column schema and one file format. The
+checks of the input are in ``_validation``; the fitted state that ``save``,
+``load`` and the ONNX export see, in ``_fitted``.
 """
 
 from numbers import Integral, Real
@@ -14,7 +16,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
+from sklearn.utils.validation import _num_samples, check_is_fitted
 from skorch.callbacks import LRScheduler
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
@@ -29,24 +31,31 @@ from ._data import (
     has_nan,
     is_file_backed,
 )
+from ._fitted import FittedStateMixin
 from ._importance import log_marginal_likelihood
-from ._likelihoods import _LIKELIHOODS
+from ._likelihoods import LIKELIHOODS
 from ._missingness import add_gaps, draw_gaps, learn_gaps
-from ._modules import _ACTIVATIONS, VAEModule
-from ._net import _VAENet
-from ._persistence import load_model, save_model
-from ._sizing import plan_training
-from ._tabular import AUTO, CATEGORICAL, fit_schema
+from ._modules import ACTIVATIONS, VAEModule
+from ._net import VAENet
+from ._scan import AUTO
+from ._schema import fit_schema
+from ._sizing import TrainingPlan, plan_training
 from ._utils import (
     draw_seed,
     forked_rng,
-    plain,
     process_group,
     resolve_device,
     seed_torch,
     shared_seed,
     supports_fused,
     to_numpy,
+)
+from ._validation import (
+    check_decoder_width,
+    check_hidden_layer_sizes,
+    check_input,
+    check_module_class,
+    check_n_samples,
 )
 
 _OPTIMIZERS = {
@@ -63,23 +72,7 @@ _INFERENCE_ROWS = 4096
 _INFERENCE_ENTRIES = 2**24
 
 
-def _check_hidden_layer_sizes(hidden_layer_sizes):
-    """Return ``hidden_layer_sizes`` as a non-empty tuple of positive ints."""
-    sizes = hidden_layer_sizes
-    if isinstance(sizes, Integral):
-        sizes = (sizes,)
-    sizes = tuple(sizes)
-    if not sizes or not all(
-        isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes
-    ):
-        raise ValueError(
-            "hidden_layer_sizes must be a positive int or a non-empty sequence of "
-            f"positive ints, got {hidden_layer_sizes!r}."
-        )
-    return tuple(int(s) for s in sizes)
-
-
-class _BaseVAE(BaseEstimator):
+class _BaseVAE(FittedStateMixin, BaseEstimator):
     """Shared machinery of the skvae estimators (not for direct use)."""
 
     _parameter_constraints: dict = {
@@ -88,8 +81,8 @@ class _BaseVAE(BaseEstimator):
             "array-like",
             Interval(Integral, 1, None, closed="left"),
         ],
-        "activation": [StrOptions(set(_ACTIVATIONS))],
-        "likelihood": [StrOptions({AUTO, *_LIKELIHOODS}), dict],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "likelihood": [StrOptions({AUTO, *LIKELIHOODS}), dict],
         "missing_values": [None, Real],
         "module": [type, None],
         "beta": [Interval(Real, 0, None, closed="left")],
@@ -129,13 +122,6 @@ class _BaseVAE(BaseEstimator):
     _small_data_batch_size = 128
     # Whether fit learns where the data has gaps, for sample to draw them.
     _learns_gaps = False
-    # Fitted attributes that save() stores, besides the network.
-    _saved_attributes = (
-        "n_iter_",
-        "loss_curve_",
-        "validation_scores_",
-        "best_epoch_",
-    )
 
     # ------------------------------------------------------------ training
     def _fit(self, X, epochs=None, reset=True, schema=None, plan=None):
@@ -192,7 +178,7 @@ class _BaseVAE(BaseEstimator):
             # After unpickling a GPU model on a machine without one, skorch
             # moved the net to the CPU: keep training where the net is.
             self._device = str(net.device)
-        hidden_layer_sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
+        hidden_layer_sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         # The dtypes of fit are those of X before numeric gaps are marked.
         dataframe = isinstance(X, pd.DataFrame)
         dtypes = X.dtypes if dataframe else None
@@ -222,7 +208,7 @@ class _BaseVAE(BaseEstimator):
                 self._rng = np.random.RandomState(seed)
             self._score_seed = draw_seed(self._rng)
             if plan is None:
-                plan = plan_training(self, _num_samples(X), epochs is not None)
+                plan = self._training_plan(_num_samples(X), epochs is not None)
             self._plan = plan
             net = self._build_net(hidden_layer_sizes)
         else:
@@ -232,7 +218,7 @@ class _BaseVAE(BaseEstimator):
         with forked_rng(seed, self._device):
             if reset:
                 net.initialize()
-                _check_decoder_width(net.module_, self._device)
+                check_decoder_width(net.module_, self._device)
             if world_size > 1:
                 # One shuffling order for all processes, each taking its share,
                 # and training noise of its own.
@@ -246,9 +232,26 @@ class _BaseVAE(BaseEstimator):
             )
         return self
 
+    def _training_plan(self, n_samples, incremental=False):
+        """What a fit on ``n_samples`` rows runs (see ``_sizing``)."""
+        small_data = TrainingPlan(
+            self._small_data_epochs,
+            self._small_data_batch_size,
+            False,
+            self._lr_schedule,
+        )
+        return plan_training(
+            n_samples,
+            self.max_epochs,
+            self.batch_size,
+            self.early_stopping,
+            small_data,
+            incremental,
+        )
+
     def _build_net(self, hidden_layer_sizes=None):
         if hidden_layer_sizes is None:
-            hidden_layer_sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
+            hidden_layer_sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         # As in MLPClassifier: stop once the monitored loss has not improved by
         # tol for n_iter_no_change epochs; the held-out loss with early_stopping
         # (keeping the best weights), the training loss otherwise.
@@ -265,14 +268,14 @@ class _BaseVAE(BaseEstimator):
             sink=print_progress if self.verbose else _silent,
             skip_epochs=0 if plan.early_stopping else self.kl_warmup_epochs,
         )
-        # The net shows the progress when verbose (_VAENet.get_default_callbacks).
+        # The net shows the progress when verbose (VAENet.get_default_callbacks).
         callbacks = [("stop_when_converged", stopper)]
         if plan.lr_schedule == "cosine":
             # Down to 0 over max_epochs, stepped once per epoch.
             schedule = LRScheduler(policy=CosineAnnealingLR, T_max=plan.max_epochs)
             callbacks.append(("lr_schedule", schedule))
         callbacks += list(self.callbacks or [])
-        return _VAENet(
+        return VAENet(
             self._module_class(),
             module__n_features=self._schema.n_features,
             module__n_components=self.n_components,
@@ -318,12 +321,7 @@ class _BaseVAE(BaseEstimator):
     def _module_class(self):
         if self.module is None:
             return VAEModule
-        if not issubclass(self.module, torch.nn.Module):
-            raise ValueError(
-                f"module must be a torch.nn.Module subclass (for example a "
-                f"subclass of skvae.VAEModule), got {self.module!r}."
-            )
-        return self.module
+        return check_module_class(self.module)
 
     def _store_fit_results(self, net):
         history = net.history
@@ -348,92 +346,10 @@ class _BaseVAE(BaseEstimator):
         """Whether missing entries are accepted."""
         return self.missing_values is not None
 
-    def _check_missing_values(self):
-        value = self.missing_values
-        if isinstance(value, (bool, np.bool_)):
-            raise ValueError(
-                f"missing_values must be np.nan, a number or None, got {value!r}."
-            )
-
     def _check_input(self, X, reset):
-        """Validated X: a DataFrame as given (the schema checks its columns),
-        else a numeric array, CSR/CSC matrix or memory-mapped array, with
-        missing entries as NaN."""
-        self._check_missing_values()
-        if isinstance(X, pd.DataFrame):
-            validate_data(self, X, skip_check_array=True, reset=reset)
-            for axis, what in enumerate(("sample(s)", "feature(s)")):
-                if X.shape[axis] == 0:
-                    raise ValueError(
-                        f"Found array with 0 {what} (shape={X.shape}) while a "
-                        "minimum of 1 is required."
-                    )
-            return self._mark_missing(X)
-        if self._wants_categorical(reset) and not sp.issparse(X):
-            X = validate_data(self, X, dtype=None, ensure_all_finite=False, reset=reset)
-            return self._mark_missing(pd.DataFrame(X).infer_objects())
-        nan_marker = self._missing and np.isnan(self.missing_values)
-        finite = "allow-nan" if nan_marker else True
-        if nan_marker and not reset and self._schema.identity:
-            # The rows go to the encoder as they are, and the gap check on
-            # their way there (_dataset, has_nan) refuses infinity too: one
-            # pass over X instead of two.
-            finite = False
-        if is_file_backed(X):
-            validate_data(self, X[:1], ensure_all_finite=finite, reset=reset)
-            return X
-        try:
-            X = validate_data(
-                self,
-                X,
-                accept_sparse=("csr", "csc"),
-                dtype=[np.float64, np.float32],
-                ensure_all_finite=finite,
-                reset=reset,
-            )
-        except ValueError as exc:
-            if "could not convert string" not in str(exc):
-                raise
-            raise ValueError(
-                f"{exc}. For columns of categories, pass a pandas DataFrame (its "
-                "object, string, category and bool columns are modelled as "
-                "categorical) or name them in likelihood, for example "
-                "likelihood={0: 'categorical'}."
-            ) from None
-        return self._mark_missing(X)
-
-    def _wants_categorical(self, reset):
-        """Whether some column is to be modelled as categorical."""
-        if not reset and hasattr(self, "_schema"):
-            return any(c.categorical for c in self._schema.columns)
-        likelihood = self.likelihood
-        if isinstance(likelihood, dict):
-            return CATEGORICAL in likelihood.values()
-        return likelihood == CATEGORICAL
-
-    def _mark_missing(self, X):
-        """X with entries equal to a numeric ``missing_values`` set to NaN."""
-        marker = self.missing_values
-        if marker is None or np.isnan(marker):
-            return X
-        if sp.issparse(X):
-            if marker == 0:
-                raise ValueError(
-                    "missing_values=0 cannot mark gaps in a sparse matrix, whose "
-                    "implicit zeros would all be missing; use a dense array."
-                )
-            X = X.copy()
-            X.data[X.data == marker] = np.nan
-            return X
-        if isinstance(X, pd.DataFrame):
-            X = X.copy()
-            for i, dtype in enumerate(X.dtypes):
-                if pd.api.types.is_bool_dtype(dtype):
-                    continue
-                if pd.api.types.is_numeric_dtype(dtype):
-                    X.isetitem(i, _with_gaps(X.iloc[:, i], marker))
-            return X
-        return np.where(X == marker, np.nan, X).astype(X.dtype, copy=False)
+        """Validated X (see ``_validation.check_input``)."""
+        schema = None if reset else getattr(self, "_schema", None)
+        return check_input(self, X, reset, schema)
 
     @property
     def _inference_rows(self):
@@ -511,13 +427,7 @@ class _BaseVAE(BaseEstimator):
         those terms.
         """
         X, dataset = self._inference_data(X, support=True)
-        log_px = self.net_.importance_sampled(
-            log_marginal_likelihood,
-            dataset,
-            self._score_draws,
-            self._score_seed,
-            self._inference_rows,
-        )
+        log_px = self._importance_sampled(log_marginal_likelihood, dataset)
         log_px = to_numpy(self._finite(log_px, "score_samples"), np.float64)
         if not self._schema.identity:
             # Densities of transformed columns, back in their own units.
@@ -528,6 +438,19 @@ class _BaseVAE(BaseEstimator):
                 capped = np.minimum(log_px, unseen_ceiling + unseen)
                 log_px = np.where(unseen < 0, capped, log_px)
         return log_px.astype(self._out_dtype(X), copy=False)
+
+    def _importance_sampled(self, fn, dataset, n_draws=None, **kwargs):
+        """``fn`` of the importance draws of the rows of ``dataset`` (see
+        ``_importance``): ``n_draws`` per row (default ``_score_draws``),
+        drawn from each row's own values and the seed of ``fit``."""
+        return self.net_.importance_sampled(
+            fn,
+            dataset,
+            self._score_draws if n_draws is None else n_draws,
+            self._score_seed,
+            self._inference_rows,
+            **kwargs,
+        )
 
     def _decode(self, encoded, dtype=None):
         """Data-space rows from encoded means or draws (a tensor)."""
@@ -545,15 +468,13 @@ class _BaseVAE(BaseEstimator):
         if given is not None:
             conditions = read_conditions(given, n_samples, self._schema)
             n_samples = len(conditions.given)
-        elif not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(
-                f"n_samples must be a positive int, got {plain(n_samples)!r}."
-            )
+        else:
+            n_samples = check_n_samples(n_samples)
         seed = draw_seed(check_random_state(random_state))
         rows = self._inference_rows
         if conditions is None:
             X, z = self.net_.sample(
-                int(n_samples), self.n_components, seed, rows, return_mean=return_mean
+                n_samples, self.n_components, seed, rows, return_mean=return_mean
             )
             X = self._decode(X)
         else:
@@ -567,89 +488,6 @@ class _BaseVAE(BaseEstimator):
             X = add_gaps(X, gaps, self._schema, self.missing_values)
         return X
 
-    # --------------------------------------------------------- persistence
-    def save(self, path):
-        """Save the fitted model to one file, without pickle.
-
-        The weights and optimizer state are stored with safetensors; the
-        parameters, fitted attributes, column schema (categories, per-column
-        likelihoods and transforms), feature names, per-epoch training history
-        and library versions as JSON in the file's header, with a SHA-256
-        digest of it all. The file is written to a temporary name first and
-        then renamed, so an existing file at ``path`` is never left
-        half-written.
-
-        Parameters
-        ----------
-        path : str or path-like
-            Destination, conventionally ending in ``.safetensors``.
-
-        Returns
-        -------
-        self : object
-            The estimator, unchanged.
-
-        See Also
-        --------
-        load : Rebuild the estimator from the file.
-        """
-        check_is_fitted(self)
-        save_model(self, path)
-        return self
-
-    @classmethod
-    def load(cls, path, device=None, module=None):
-        """Load a model written by :meth:`save`.
-
-        Loading reads tensors and JSON only and never executes code from the
-        file. A truncated, edited or foreign file, one written by another
-        estimator class, or one written in an unknown format version, raises
-        ``ValueError`` with the reason.
-
-        Parameters
-        ----------
-        path : str or path-like
-            A file written by :meth:`save`.
-
-        device : str or None, default=None
-            Where to put the model (``"cpu"``, ``"cuda"``, ``"cuda:N"``,
-            ``"auto"``). None keeps the device it was trained on, or the CPU
-            when that was a GPU that this machine does not have.
-
-        module : type or None, default=None
-            The custom ``module`` class the model was fitted with, if any. The
-            file stores only its name and loading never imports code, so a
-            model with a custom module needs its class passed here.
-
-        Returns
-        -------
-        estimator : object
-            The fitted estimator, with the same outputs as the saved one.
-        """
-        return load_model(cls, path, device=device, module=module)
-
-    # ---------------------------------------------------------------- ONNX
-    # skl2onnx calls these hooks for classes that have no registered
-    # converter, so that skl2onnx.to_onnx converts skvae's estimators, and
-    # pipelines holding them, without a registration step (see skvae.to_onnx).
-    def onnx_parser(self):
-        """skl2onnx hook: declares the outputs of the ONNX graph."""
-        from ._onnx import hook_parser
-
-        return hook_parser(self)
-
-    def onnx_shape_calculator(self):
-        """skl2onnx hook: sets the types and shapes of the graph's outputs."""
-        from ._onnx import shape_calculator
-
-        return shape_calculator
-
-    def onnx_converter(self):
-        """skl2onnx hook: writes the ONNX graph (see ``skvae.to_onnx``)."""
-        from ._onnx import converter
-
-        return converter
-
     # ---------------------------------------------------------------- meta
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -658,45 +496,9 @@ class _BaseVAE(BaseEstimator):
         return tags
 
 
-@torch.no_grad()
-def _check_decoder_width(module, device):
-    """Raise a ValueError unless the decoder of a (custom) ``module`` gives
-    each code as many outputs as the likelihood has parameters."""
-    expected = module.likelihood.n_params
-    training = module.training
-    module.eval()  # no dropout draws, no batch-norm statistics updated
-    try:
-        out = module.decoder(torch.zeros(2, module.n_components, device=device))
-    finally:
-        module.train(training)
-    if out.shape != (2, expected):
-        got = out.shape[-1] if out.dim() == 2 else f"shape {tuple(out.shape[1:])}"
-        raise ValueError(
-            f"The decoder of module={type(module).__name__} outputs {got} values "
-            f"per code, but its likelihood takes {expected} (likelihood.n_params, "
-            f"for {module.likelihood.n_features} features). End the decoder "
-            "with a layer of self.likelihood.n_params outputs."
-        )
-
-
 def _add_to_message(exc, sentence):
     """Append ``sentence`` to the message of the exception ``exc``."""
     exc.args = (f"{exc.args[0]} {sentence}", *exc.args[1:])
-
-
-def _with_gaps(values, marker):
-    """A numeric Series with its entries equal to ``marker`` made missing.
-
-    A NumPy integer column becomes the nullable integer dtype of its width,
-    which holds gaps without turning the integers into floats.
-    """
-    gaps = (values == marker).to_numpy(dtype=bool, na_value=False)
-    if not gaps.any():
-        return values
-    dtype = values.dtype
-    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
-        values = values.astype(dtype.name.replace("uint", "UInt").replace("int", "Int"))
-    return values.mask(gaps)
 
 
 def _silent(*args, **kwargs):

@@ -1,4 +1,4 @@
-"""skorch callbacks of ``_VAENet``: progress, roll-back, data-parallel
+"""skorch callbacks of ``VAENet``: progress, roll-back, data-parallel
 averaging and convergence.
 """
 

@@ -256,6 +256,18 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         self._after_load()
         return self
 
+    @property
+    def _score_draws(self):
+        """None: the imputer has no ``score_samples``."""
+        return None
+
+    def _fitted_state(self):
+        state = super()._fitted_state()
+        # The features of the missing indicator (None without one).
+        indicator = self.indicator_
+        state["indicator_features"] = None if indicator is None else indicator.features_
+        return state
+
     def _after_load(self):
         """Build ``indicator_`` from the features that had gaps in ``fit``."""
         self.indicator_ = None
@@ -296,7 +308,7 @@ class VAEImputer(TransformerMixin, _BaseVAE):
             # An array with categorical columns is checked and filled as a
             # table of its columns; it comes back as an array, in X's dtype.
             filled = filled.to_numpy()
-        keep = [c.width > 0 or self.keep_empty_features for c in self._schema.columns]
+        keep = self._schema.kept(self.keep_empty_features)
         if not all(keep):
             self._warn_skipped(keep)
         if isinstance(filled, pd.DataFrame):
@@ -319,14 +331,7 @@ class VAEImputer(TransformerMixin, _BaseVAE):
             # On the net's device, where the draws are made.
             generator = seeded_generator(draw_seed(self._rng), self.net_.device)
             fn, kwargs = posterior_sample, {"generator": generator}
-        fills = self.net_.importance_sampled(
-            fn,
-            dataset,
-            self.n_impute_samples,
-            self._score_seed,
-            self._inference_rows,
-            **kwargs,
-        )
+        fills = self._importance_sampled(fn, dataset, self.n_impute_samples, **kwargs)
         return self._schema.decode(to_numpy(fills, np.float64))
 
     def _fill(self, X, missing, decoded, dtypes=None):
@@ -394,8 +399,7 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         """
         check_is_fitted(self)
         names = _check_feature_names_in(self, input_features)
-        keep = [c.width > 0 or self.keep_empty_features for c in self._schema.columns]
-        names = names[np.asarray(keep)]
+        names = names[self._schema.kept(self.keep_empty_features)]
         if self.indicator_ is None:
             return names
         indicator = self.indicator_.get_feature_names_out(

@@ -70,6 +70,12 @@ def _masked_sum(values, mask):
     return values.sum(dim=-1)
 
 
+def _gaussian_log_density(x, loc, scale):
+    """Per entry, the log-density of N(loc, scale**2) at ``x``."""
+    z = (x - loc) / scale
+    return -0.5 * z.square() - torch.log(scale) - 0.5 * math.log(2 * math.pi)
+
+
 class Likelihood(nn.Module, abc.ABC):
     """Base class of the observation models.
 
@@ -186,9 +192,7 @@ class GaussianLikelihood(Likelihood):
         return F.softplus(self.raw_scale) + self.min_scale
 
     def log_prob_elements(self, x, params):
-        scale = self.scale
-        z = (x - params) / scale
-        return -0.5 * z.square() - torch.log(scale) - 0.5 * math.log(2 * math.pi)
+        return _gaussian_log_density(x, params, self.scale)
 
     def mean(self, params):
         return params
@@ -216,9 +220,7 @@ class HeteroscedasticGaussianLikelihood(Likelihood):
         return loc, F.softplus(raw_scale) + self.min_scale
 
     def log_prob_elements(self, x, params):
-        loc, scale = self._split(params)
-        z = (x - loc) / scale
-        return -0.5 * z.square() - torch.log(scale) - 0.5 * math.log(2 * math.pi)
+        return _gaussian_log_density(x, *self._split(params))
 
     def mean(self, params):
         return self._split(params)[0]
@@ -562,7 +564,7 @@ def make_likelihood(likelihood, n_features):
     return BlockLikelihood(blocks)
 
 
-_LIKELIHOODS = {
+LIKELIHOODS = {
     "bernoulli": BernoulliLikelihood,
     "continuous_bernoulli": ContinuousBernoulliLikelihood,
     "gaussian": GaussianLikelihood,
@@ -575,7 +577,7 @@ _LIKELIHOODS = {
 NORMAL_SCORES = "gaussian_on_scores"
 STANDARDIZED_HETEROSCEDASTIC = "gaussian_heteroscedastic_on_standardized"
 _ALL_LIKELIHOODS = {
-    **_LIKELIHOODS,
+    **LIKELIHOODS,
     NORMAL_SCORES: NormalScoresLikelihood,
     STANDARDIZED_HETEROSCEDASTIC: StandardizedHeteroscedasticLikelihood,
 }

@@ -1,6 +1,6 @@
 """Pure loss functions of a batch: the KL term, the ELBO and the IWAE bound.
 
-``NegativeELBO`` is the training criterion that ``_VAENet`` builds from them.
+``NegativeELBO`` is the training criterion that ``VAENet`` builds from them.
 """
 
 import math

@@ -30,7 +30,7 @@ def learn_gaps(net, dataset, schema, seed, batch_size):
 
     Parameters
     ----------
-    net : _VAENet
+    net : VAENet
         The trained net.
     dataset : InMemoryDataset
         The encoded training rows.

@@ -11,7 +11,7 @@ from torch import nn
 
 from ._likelihoods import BernoulliLikelihood, make_likelihood
 
-_ACTIVATIONS = {
+ACTIVATIONS = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
     "logistic": nn.Sigmoid,
@@ -40,7 +40,7 @@ def _mlp(sizes, activation):
     """Linear layers of the given sizes, each followed by ``activation``."""
     layers = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(n_in, n_out), _ACTIVATIONS[activation]()]
+        layers += [nn.Linear(n_in, n_out), ACTIVATIONS[activation]()]
     return nn.Sequential(*layers)
 
 
@@ -126,7 +126,7 @@ class VAEModule(nn.Module):
     hidden_layer_sizes : tuple of int, default=(256,)
         Encoder hidden widths; the decoder mirrors them.
     activation : str, default="relu"
-        Hidden activation, a key of ``_ACTIVATIONS``.
+        Hidden activation, a key of ``ACTIVATIONS``.
     likelihood : type or tuple of (str, int), default=BernoulliLikelihood
         Likelihood class, built with ``n_features``; or ``(name,
         n_features)`` blocks of features, each with the likelihood of that

@@ -1,4 +1,4 @@
-"""``_VAENet``: the skorch ``NeuralNet`` that trains a ``VAEModule`` and runs
+"""``VAENet``: the skorch ``NeuralNet`` that trains a ``VAEModule`` and runs
 its batched inference."""
 
 import math
@@ -30,7 +30,7 @@ def _divergence_error(net, training, reconstruction, kl):
     )
 
 
-class _VAENet(NeuralNet):
+class VAENet(NeuralNet):
     """skorch ``NeuralNet`` whose loss is the negative ELBO of a ``VAEModule``.
 
     Parameters

@@ -427,13 +427,7 @@ n_features)
         """
         frame = isinstance(X, pd.DataFrame)
         X, dataset = self._inference_data(X, support=True)
-        terms = self.net_.importance_sampled(
-            feature_log_likelihoods,
-            dataset,
-            self._score_draws,
-            self._score_seed,
-            self._inference_rows,
-        )
+        terms = self._importance_sampled(feature_log_likelihoods, dataset)
         terms = self._schema.per_column(to_numpy(terms, np.float64), X)
         terms = terms.astype(self._out_dtype(X), copy=False)
         if frame:

@@ -6,6 +6,11 @@ fitted attributes, the per-epoch training history and the library versions,
 plus a SHA-256 digest of the document and of every tensor's name, dtype, shape
 and bytes. Loading parses tensors and JSON only: it never executes code from
 the file.
+
+This module knows the file format only: it writes what an estimator's
+``_fitted_state()`` gives, and hands what it reads to
+``_restore_fitted_state`` of a new estimator, without importing an
+estimator module or reading an estimator's private attributes.
 """
 
 import hashlib
@@ -25,9 +30,9 @@ import sklearn
 import skorch
 import torch
 
-from ._sizing import TrainingPlan, plan_training
-from ._tabular import ColumnSchema, identity_schema
-from ._utils import forked_rng, resolve_device
+from ._schema import ColumnSchema, identity_schema
+from ._sizing import TrainingPlan
+from ._utils import VERSION, resolve_device
 
 # Each file names the estimator class that wrote it: "skvae.VAETransformer".
 FORMAT_PREFIX = "skvae."
@@ -134,8 +139,8 @@ def decode_params(encoded):
     return {name: _decode(value) for name, value in encoded.items()}
 
 
-def _jsonable_params(estimator):
-    params = dict(estimator.get_params())
+def _jsonable_params(params):
+    params = dict(params)
     params["module"] = _qualified_name(params["module"])
     return encode_params(params)
 
@@ -162,35 +167,34 @@ def _check_module(saved_name, module):
 
 def save_model(estimator, path):
     """Write a fitted skvae estimator to ``path`` (see module docstring)."""
-    net = estimator.net_
+    state = estimator._fitted_state()
     tensors = {
         f"module.{k}": v.detach().cpu().contiguous()
-        for k, v in net.module_.state_dict().items()
+        for k, v in state["module"].state_dict().items()
     }
-    optimizer_tensors, optimizer_rest = _optimizer_tensors(net.optimizer_)
+    optimizer_tensors, optimizer_rest = _optimizer_tensors(state["net"].optimizer_)
     tensors.update(optimizer_tensors)
-    fitted = {name: getattr(estimator, name) for name in estimator._saved_attributes}
-    if hasattr(estimator, "feature_names_in_"):
-        fitted["feature_names_in_"] = list(estimator.feature_names_in_)
-    params = _jsonable_params(estimator)
+    fitted = dict(state["fitted"])
+    if "feature_names_in_" in fitted:  # last, as files have always held it
+        fitted["feature_names_in_"] = list(fitted.pop("feature_names_in_"))
     try:
         document = json.dumps(
             {
                 "format": FORMAT_PREFIX + type(estimator).__name__,
                 "format_version": FORMAT_VERSION,
                 "versions": _versions(),
-                "params": params,
+                "params": _jsonable_params(state["params"]),
                 "fitted": fitted,
-                "n_features_in_": int(estimator.n_features_in_),
+                "n_features_in_": int(state["n_features_in"]),
                 "private": {
-                    "schema": estimator._schema.to_json(),
-                    "score_seed": int(estimator._score_seed),
-                    "trained_on": str(estimator._device),
-                    "rng_state": _rng_state(estimator._rng),
-                    "training_plan": asdict(estimator._plan),
+                    "schema": state["schema"].to_json(),
+                    "score_seed": int(state["score_seed"]),
+                    "trained_on": str(state["device"]),
+                    "rng_state": _rng_state(state["rng"]),
+                    "training_plan": asdict(state["training_plan"]),
                 },
                 "optimizer": optimizer_rest,
-                "history": _epoch_history(net.history),
+                "history": _epoch_history(state["net"].history),
             },
             default=_numpy_scalar,
         )
@@ -265,10 +269,8 @@ def _atomic_write(path, data):
 
 
 def _versions():
-    from . import __version__
-
     return {
-        "skvae": __version__,
+        "skvae": VERSION,
         "torch": torch.__version__,
         "scikit-learn": sklearn.__version__,
         "skorch": skorch.__version__,
@@ -348,69 +350,50 @@ def load_model(cls, path, device=None, module=None):
     else:
         params = decode_params(info["params"])
     params["module"] = _check_module(params["module"], module)
-    estimator = cls(**params)
     private = info["private"]
-    estimator._device = _load_device(device, private["trained_on"])
-    if device is not None or estimator._device != private["trained_on"]:
-        estimator.device = estimator._device
+    on = _load_device(device, private["trained_on"])
+    if device is not None or on != private["trained_on"]:
+        params["device"] = on
     if "schema" in private:
-        estimator._schema = ColumnSchema.from_json(private["schema"])
+        schema = ColumnSchema.from_json(private["schema"])
     else:  # version 1: one likelihood over numeric columns as given
-        estimator._schema = identity_schema(
+        schema = identity_schema(
             info["n_features_in_"], params["likelihood"], private["dtype"]
         )
-    estimator.likelihoods_ = estimator._schema.likelihoods_by_name
-    estimator._score_seed = private["score_seed"]
-    # Files written before "auto" training settings hold numbers in params.
-    estimator._plan = (
-        TrainingPlan(**private["training_plan"])
-        if "training_plan" in private
-        else plan_training(estimator, 0)
-    )
-    estimator.n_features_in_ = info["n_features_in_"]
-    fitted = info["fitted"]
+    fitted = dict(info["fitted"])
     if "feature_names_in_" in fitted:
-        estimator.feature_names_in_ = np.asarray(
-            fitted.pop("feature_names_in_"), dtype=object
-        )
-    for name, value in fitted.items():
-        setattr(estimator, name, value)
-    estimator._rng = _rng_from_state(private["rng_state"])
-    net = _restore_net(estimator, tensors, info)
-    # Building the net draws from _rng (the seed of early stopping's split):
-    # put back the saved state, so the next draws, such as the imputer's
-    # sample_posterior fills, are those the saved model would have made.
-    estimator._rng = _rng_from_state(private["rng_state"])
-    estimator.net_, estimator.history_ = net, net.history
-    if hasattr(estimator, "_after_load"):
-        estimator._after_load()
-    return estimator
-
-
-def _restore_net(estimator, tensors, info):
-    net = estimator._build_net()
-    with forked_rng(0, estimator._device):  # initial weights are overwritten
-        net.initialize()
-    prefix = "module."
-    module_state = {
-        k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)
-    }
+        names = np.asarray(fitted.pop("feature_names_in_"), dtype=object)
+        fitted = {"feature_names_in_": names, **fitted}
     try:
-        net.module_.load_state_dict(module_state)
-        state = _optimizer_state(tensors, info["optimizer"])
-        # Keep this machine's kernel choice (fused or not), not the saver's.
-        for saved, current in zip(state["param_groups"], net.optimizer_.param_groups):
-            for key in ("fused", "foreach"):
-                if key in current:
-                    saved[key] = current[key]
-        net.optimizer_.load_state_dict(state)
-    except (RuntimeError, KeyError, ValueError) as exc:
+        optimizer_state = _optimizer_state(tensors, info["optimizer"])
+    except (KeyError, ValueError) as exc:
         raise ValueError(
             f"The model file does not match its parameters: {exc}"
         ) from exc
-    net.module_.to(estimator._device)
-    net.history = skorch.history.History(info["history"])
-    return net
+    prefix = "module."
+    estimator = cls(**params)
+    return estimator._restore_fitted_state(
+        {
+            "fitted": fitted,
+            "n_features_in": info["n_features_in_"],
+            "schema": schema,
+            "score_seed": private["score_seed"],
+            "device": on,
+            "rng": _rng_from_state(private["rng_state"]),
+            # None in files written before "auto" training settings, whose
+            # parameters hold the numbers the model was trained with.
+            "training_plan": (
+                TrainingPlan(**private["training_plan"])
+                if "training_plan" in private
+                else None
+            ),
+            "module_state": {
+                k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)
+            },
+            "optimizer_state": optimizer_state,
+            "history": info["history"],
+        }
+    )
 
 
 def _optimizer_state(tensors, rest):

@@ -49,32 +49,31 @@ class TrainingPlan:
     lr_schedule: str | None
 
 
-def plan_training(estimator, n_samples, incremental=False):
-    """The ``TrainingPlan`` of ``estimator`` on ``n_samples`` rows.
+def plan_training(
+    n_samples, max_epochs, batch_size, early_stopping, small_data, incremental=False
+):
+    """The ``TrainingPlan`` of a fit on ``n_samples`` rows.
 
-    ``estimator`` gives the parameters (``max_epochs``, ``batch_size``,
-    ``early_stopping``, each an explicit value or ``"auto"``), its small-data
-    settings (``_small_data_epochs``, ``_small_data_batch_size``) and its
-    own learning-rate schedule (``_lr_schedule``, kept on any data).
-    ``incremental`` is for ``partial_fit``.
+    ``max_epochs``, ``batch_size`` and ``early_stopping`` are the estimator's
+    parameters (each an explicit value or ``"auto"``); ``small_data`` is its
+    plan on small data (epochs, batch size and its own learning-rate
+    schedule, kept on any data). ``incremental`` is for ``partial_fit``.
     """
     big = n_samples > SMALL_DATA and not incremental
-    epochs = estimator.max_epochs
+    epochs = max_epochs
     if epochs == AUTO:
-        epochs = estimator._small_data_epochs
+        epochs = small_data.max_epochs
         if big:
             shrink = math.sqrt(SMALL_DATA / n_samples)
             epochs = max(MIN_EPOCHS, min(epochs, round(epochs * shrink)))
-    batch_size = estimator.batch_size
     if batch_size == AUTO:
-        batch_size = estimator._small_data_batch_size * _batch_growth(n_samples)
-    early_stopping = estimator.early_stopping
+        batch_size = small_data.batch_size * _batch_growth(n_samples)
     if early_stopping == AUTO:
         early_stopping = big
     elif incremental:
         early_stopping = False
-    schedule = estimator._lr_schedule
-    if schedule is None and big and estimator.max_epochs == AUTO:
+    schedule = small_data.lr_schedule
+    if schedule is None and big and max_epochs == AUTO:
         schedule = "cosine"
     return TrainingPlan(int(epochs), int(batch_size), bool(early_stopping), schedule)
 

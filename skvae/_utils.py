@@ -9,6 +9,11 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+try:
+    from ._version import __version__ as VERSION
+except ImportError:  # a source tree that was never installed
+    VERSION = "0+unknown"
+
 _DEVICE_PATTERN = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._likelihoods import _LIKELIHOODS as _LIKELIHOOD_NAMES
+from ._likelihoods import LIKELIHOODS as _LIKELIHOOD_NAMES
 
 
 def _demo_data(seed):

@@ -277,7 +277,7 @@ def test_the_noise_scale_stops_at_a_tenth_of_a_standard_deviation(imputer):
 def test_a_schema_saved_without_the_floor_keeps_the_floor_it_was_trained_with(
     imputer,
 ):
-    from skvae._tabular import ColumnSchema
+    from skvae._schema import ColumnSchema
 
     document = imputer._schema.to_json()
     assert all(c["unit_floor"] for c in document["columns"])

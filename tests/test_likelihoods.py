@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skvae._likelihoods import (
-    _LIKELIHOODS,
+    LIKELIHOODS,
     BernoulliLikelihood,
     BlockLikelihood,
     CategoricalLikelihood,
@@ -196,9 +196,9 @@ def test_bernoulli_log_prob_is_finite_for_saturated_logits():
     assert out.item() == pytest.approx(-400.0)
 
 
-@pytest.mark.parametrize("name", sorted(_LIKELIHOODS))
+@pytest.mark.parametrize("name", sorted(LIKELIHOODS))
 def test_mean_and_sample(name):
-    likelihood = _LIKELIHOODS[name](6)
+    likelihood = LIKELIHOODS[name](6)
     params = torch.randn(1000, 6 * likelihood.n_params_per_feature)
     mean = likelihood.mean(params)
     assert mean.shape == (1000, 6)
@@ -217,9 +217,9 @@ def test_mean_and_sample(name):
     assert torch.all((draws.mean(0) - expected).abs() <= 5 * standard_error)
 
 
-@pytest.mark.parametrize("name", sorted(_LIKELIHOODS))
+@pytest.mark.parametrize("name", sorted(LIKELIHOODS))
 def test_negative_log_prob_is_minus_log_prob(name):
-    likelihood = _LIKELIHOODS[name](6)
+    likelihood = LIKELIHOODS[name](6)
     params = torch.randn(50, 6 * likelihood.n_params_per_feature)
     with torch.no_grad():
         x = likelihood.sample(params, torch.Generator().manual_seed(0))
@@ -231,11 +231,11 @@ def test_negative_log_prob_is_minus_log_prob(name):
         assert not torch.equal(expected, -likelihood.log_prob(x, params))
 
 
-@pytest.mark.parametrize("name", sorted(_LIKELIHOODS))
+@pytest.mark.parametrize("name", sorted(LIKELIHOODS))
 def test_the_kernel_leaves_out_only_terms_without_decoder_outputs(name):
     """log_prob - log_kernel is the same for any decoder output: importance
     weights normalised over draws of the code are those of the density."""
-    likelihood = _LIKELIHOODS[name](6).double()
+    likelihood = LIKELIHOODS[name](6).double()
     generator = torch.Generator().manual_seed(0)
     params = torch.randn(2, 40, 6 * likelihood.n_params_per_feature).double()
     with torch.no_grad():
@@ -253,9 +253,9 @@ def test_the_kernel_leaves_out_only_terms_without_decoder_outputs(name):
         assert torch.equal(rest, torch.zeros_like(rest))
 
 
-@pytest.mark.parametrize("name", sorted(_LIKELIHOODS))
+@pytest.mark.parametrize("name", sorted(LIKELIHOODS))
 def test_seeded_sample_leaves_the_global_random_state_alone(name):
-    likelihood = _LIKELIHOODS[name](3)
+    likelihood = LIKELIHOODS[name](3)
     params = torch.randn(50, 3 * likelihood.n_params_per_feature)
     state = torch.get_rng_state()
     with torch.no_grad():
@@ -265,9 +265,9 @@ def test_seeded_sample_leaves_the_global_random_state_alone(name):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("name", sorted(_LIKELIHOODS))
+@pytest.mark.parametrize("name", sorted(LIKELIHOODS))
 def test_sample_on_the_gpu_is_reproducible(name):
-    likelihood = _LIKELIHOODS[name](6).cuda()
+    likelihood = LIKELIHOODS[name](6).cuda()
     params = torch.randn(100, 6 * likelihood.n_params_per_feature, device="cuda")
     state = torch.cuda.get_rng_state()
     with torch.no_grad():
@@ -320,9 +320,9 @@ def test_gaussian_accepts_any_real_data():
     GaussianLikelihood.check_support(np.array([[-1e3, 1e3]]))
 
 
-@pytest.mark.parametrize("name", sorted(_LIKELIHOODS))
+@pytest.mark.parametrize("name", sorted(LIKELIHOODS))
 def test_masked_log_prob_is_the_log_prob_of_the_observed_entries(name):
-    likelihood = _LIKELIHOODS[name](5)
+    likelihood = LIKELIHOODS[name](5)
     x = torch.randint(0, 2, (3, 5)).float()
     params = torch.randn(3, 5 * likelihood.n_params_per_feature)
     mask = torch.tensor([[True, False, True, True, False]] * 3)

@@ -5,7 +5,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from skvae import VAEImputer, VAEOutlierDetector, VAETransformer
-from skvae._sizing import TrainingPlan, plan_training
+from skvae._sizing import TrainingPlan
 
 
 @pytest.mark.parametrize(
@@ -26,26 +26,26 @@ from skvae._sizing import TrainingPlan, plan_training
     ],
 )
 def test_the_auto_plan_of_the_transformer(n_samples, expected):
-    assert plan_training(VAETransformer(), n_samples) == expected
+    assert VAETransformer()._training_plan(n_samples) == expected
 
 
 def test_each_estimator_has_its_own_small_data_settings():
-    assert plan_training(VAEImputer(), 1_000) == TrainingPlan(400, 64, False, "cosine")
-    assert plan_training(VAEImputer(), 80_000) == TrainingPlan(200, 64, True, "cosine")
+    assert VAEImputer()._training_plan(1_000) == TrainingPlan(400, 64, False, "cosine")
+    assert VAEImputer()._training_plan(80_000) == TrainingPlan(200, 64, True, "cosine")
     detector = VAEOutlierDetector()
-    assert plan_training(detector, 1_000) == TrainingPlan(1000, 32, False, None)
+    assert detector._training_plan(1_000) == TrainingPlan(1000, 32, False, None)
 
 
 def test_explicit_settings_are_used_as_given():
     vae = VAETransformer(max_epochs=7, batch_size=50, early_stopping=False)
     # Given epochs keep the learning rate constant, whatever the size.
-    assert plan_training(vae, 10**6) == TrainingPlan(7, 50, False, None)
+    assert vae._training_plan(10**6) == TrainingPlan(7, 50, False, None)
     vae = VAETransformer(early_stopping=True)
-    assert plan_training(vae, 100).early_stopping
+    assert vae._training_plan(100).early_stopping
 
 
 def test_partial_fit_trains_without_hold_out_or_schedule():
-    assert plan_training(VAETransformer(), 10**6, incremental=True) == (
+    assert VAETransformer()._training_plan(10**6, incremental=True) == (
         TrainingPlan(100, 256, False, None)
     )
 

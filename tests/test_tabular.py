@@ -16,7 +16,8 @@ from scipy.stats import kstest, norm
 from sklearn.model_selection import GridSearchCV, KFold
 
 from skvae import VAEImputer, VAEOutlierDetector, VAETransformer
-from skvae._tabular import Column, ColumnTransform, _one_hot, fit_schema
+from skvae._schema import Column, fit_schema
+from skvae._transforms import ColumnTransform, one_hot
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +221,7 @@ def test_the_count_behind_unseen_categories_is_saved(fitted_table):
     document = column.to_json()
     del document["n_observed"]
     with pytest.raises(ValueError, match="'species'.*saved before"):
-        _one_hot(pd.Series(["emperor"]), Column.from_json(document))
+        one_hot(pd.Series(["emperor"]), Column.from_json(document))
 
 
 # ------------------------------------------------------------ clear errors
@@ -575,3 +576,26 @@ def test_whole_number_floats_in_unit_tables_come_back_whole():
     assert means.dtype == np.float64 and set(means) <= {0.0, 1.0}
     filled = VAEImputer(**params).fit_transform(table)["w"]
     assert filled.dtype == np.float64 and filled[0] in (0.0, 1.0)
+
+
+@pytest.mark.parametrize("values", [[0.5, 1.0, 2.0, 4.0, 4.0, 9.0], [3.0, 3.0]])
+def test_a_transform_s_pieces_give_its_values(values):
+    transform = ColumnTransform.fit(np.array(values))
+    breaks, coefficients, (below, above) = transform.pieces
+    x = np.array([breaks[0] - 2.0, *breaks, breaks[-1] + 3.0])
+    k = np.clip(np.searchsorted(breaks, x, side="right") - 1, 0, len(breaks) - 2)
+    inside = sum(coefficients[m, k] * (x - breaks[k]) ** (3 - m) for m in range(4))
+    s0, sn = transform.s_knots[[0, -1]]
+    expected = np.where(
+        x < breaks[0],
+        s0 + (x - breaks[0]) * below,
+        np.where(x > breaks[-1], sn + (x - breaks[-1]) * above, inside),
+    )
+    assert_allclose(transform.transform(x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_the_schema_says_which_columns_outputs_keep():
+    table = pd.DataFrame({"a": [1.0, 2.0, 3.0], "gap": np.nan, "b": ["x", "y", "x"]})
+    schema = fit_schema(table, "auto", allow_empty=True)
+    assert_array_equal(schema.kept(), [True, False, True])
+    assert_array_equal(schema.kept(keep_empty=True), [True, True, True])

@@ -5,11 +5,13 @@ registered for its class. skvae's converters embed graphs that
 ``torch.onnx.export`` makes of small PyTorch modules, which do from the raw
 input rows what the estimators' methods do. The package holds, by concern:
 
-- ``_plan``: what can be exported, checked (``Plan``, ``ExportError``).
+- ``_plan``: what can be exported, checked (``Plan``, ``ExportError``), from
+  the estimator's ``_fitted_state()``, the one interface through which this
+  package sees a fitted estimator.
 - ``_convert``: the skl2onnx glue (parser, shape calculator, converter). Each
   estimator declares the graph it exports as the class attribute
-  ``_onnx_graph`` ("transformer", "detector" or "imputer"), so this package
-  imports no estimator module.
+  ``_onnx_graph`` ("transformer", "detector" or "imputer") and records itself
+  with ``declare_exportable``, so this package imports no estimator module.
 - ``_prepare``: ``Prepare``, the encoder's input as ``_inference_data`` builds
   it: gaps (``missing_values``) become zeros and give the observation mask,
   columns with no observed value in ``fit`` are left out, and transformed
@@ -40,6 +42,7 @@ import threading
 from ._convert import (
     GRAPH_OPTIONS,
     converter,
+    graph_kind,
     hook_parser,
     parser,
     shape_calculator,
@@ -50,6 +53,7 @@ from ._plan import ExportError, require
 __all__ = [
     "ExportError",
     "converter",
+    "declare_exportable",
     "hook_parser",
     "parser",
     "register_onnx_converters",
@@ -141,7 +145,7 @@ def register_onnx_converters():
         if _registered:
             return
         for cls in _exportable_classes():
-            options = GRAPH_OPTIONS[cls._onnx_graph]
+            options = GRAPH_OPTIONS[graph_kind(cls)]
             update_registered_converter(
                 cls,
                 f"Skvae{cls.__name__}",
@@ -153,13 +157,21 @@ def register_onnx_converters():
         _registered = True
 
 
+# The estimator classes that declare an ONNX graph, in the order they were
+# defined: each registers itself (``_BaseVAE.__init_subclass__``), so that
+# this package imports no estimator module.
+_exportable = []
+
+
+def declare_exportable(cls):
+    """Record ``cls``, whose class attribute ``_onnx_graph`` names the graph
+    it exports, among the classes that ``register_onnx_converters``
+    registers."""
+    graph_kind(cls)
+    if cls not in _exportable:
+        _exportable.append(cls)
+
+
 def _exportable_classes():
-    """skvae's public estimators that declare an ONNX graph (``_onnx_graph``).
-
-    Read from the package's public API, so that this package imports no
-    estimator module.
-    """
-    import skvae
-
-    classes = (getattr(skvae, name) for name in skvae.__all__)
-    return [c for c in classes if isinstance(c, type) and hasattr(c, "_onnx_graph")]
+    """The estimator classes that declared an ONNX graph."""
+    return list(_exportable)

@@ -20,12 +20,13 @@ GRAPH_OPTIONS = {
 
 
 def graph_kind(model):
-    """The graph that ``model``'s class declares in ``_onnx_graph``:
-    "transformer", "detector" or "imputer"."""
-    kind = getattr(type(model), "_onnx_graph", None)
+    """The graph that ``model``'s class (or ``model``, a class) declares in
+    ``_onnx_graph``: "transformer", "detector" or "imputer"."""
+    cls = model if isinstance(model, type) else type(model)
+    kind = getattr(cls, "_onnx_graph", None)
     if kind not in GRAPH_OPTIONS:
         raise ExportError(
-            f"{type(model).__name__} declares no ONNX graph: set its class "
+            f"{cls.__name__} declares no ONNX graph: set its class "
             f"attribute _onnx_graph to one of {sorted(GRAPH_OPTIONS)}."
         )
     return kind
@@ -205,7 +206,7 @@ class Graphs:
         plan = self.plan
         X = torch.zeros(2, plan.model.n_features_in_, dtype=plan.dtype)
         names = [self._name(n) for n in ("x", "observed", "log_slope")]
-        prepare = Prepare(plan.model, slopes=slopes)
+        prepare = Prepare(plan, slopes=slopes)
         with torch.no_grad():
             examples = prepare(X)
         self.examples[source] = X
@@ -218,9 +219,9 @@ class Graphs:
         plan = self.plan
         n_uniforms = plan.n_draws * plan.module.n_components
         model = uniform_graph(
-            plan.model._schema.n_features,
+            plan.schema.n_features,
             n_uniforms,
-            plan.model._score_seed,
+            plan.score_seed,
             self.opset,
         )
         name = self._name("uniform")

@@ -70,11 +70,10 @@ class ImputeGraph(_Draws):
 
     def __init__(self, plan):
         super().__init__(plan)
-        model = plan.model
-        schema = model._schema
+        schema = plan.schema
         self.dtype = plan.dtype
         columns = schema.columns
-        kept = [i for i, c in enumerate(columns) if c.width]
+        kept = np.flatnonzero(schema.kept()).tolist()
         # Back to the columns' units: x = offset + scale * s per column, then
         # rounding for integer columns of a DataFrame.
         offset, scale = _linear_inverses([columns[i].transform for i in kept])
@@ -82,7 +81,7 @@ class ImputeGraph(_Draws):
         self.register_buffer("scale", torch.from_numpy(scale))
         self._register_rounding(schema, kept)
         self.schema_single = not schema.dataframe and schema.dtype == np.float32
-        self._register_layout(model, kept)
+        self._register_layout(plan, kept)
 
     def _register_rounding(self, schema, kept):
         """Buffers of the columns rounded to integers, to decimals, or to
@@ -118,20 +117,20 @@ class ImputeGraph(_Draws):
             "tenth_high", torch.tensor(tenth_high, dtype=torch.float64)
         )
 
-    def _register_layout(self, model, kept):
+    def _register_layout(self, plan, kept):
         """Buffers that place the kept columns among the output's columns."""
-        columns = model._schema.columns
+        model, columns = plan.model, plan.schema.columns
         # Scatter the kept columns back among all, with zeros in empty ones.
         where = np.full(len(columns), len(kept), dtype=np.int64)
         where[kept] = np.arange(len(kept))
         self.register_buffer("where", torch.from_numpy(where))
         empty = np.array([not c.width for c in columns])
         self.register_buffer("empty", torch.from_numpy(empty))
-        keep = [bool(c.width) or model.keep_empty_features for c in columns]
+        keep = plan.schema.kept(model.keep_empty_features)
         self.register_buffer("keep", torch.tensor(np.flatnonzero(keep)))
-        self.indicator = model.indicator_ is not None
+        self.indicator = plan.indicator_features is not None
         if self.indicator:
-            features = np.asarray(model.indicator_.features_, dtype=np.int64)
+            features = np.asarray(plan.indicator_features, dtype=np.int64)
             self.register_buffer("features", torch.from_numpy(features))
         self.missing_marker = model.missing_values
         self.drop = not all(keep)
@@ -183,10 +182,10 @@ def _linear_inverses(transforms):
     for j, t in enumerate(transforms):
         if t is None:
             continue
-        if t._spline is None:
+        if len(t.x_knots) == 1:  # a constant column: a shift
             offset[j], scale[j] = t.x_knots[0] - t.s_knots[0], 1.0
         else:
-            slope = t._ends[0]
+            slope = t.pieces[2][0]
             offset[j] = t.x_knots[0] - t.s_knots[0] / slope
             scale[j] = 1.0 / slope
     return offset, scale

@@ -51,9 +51,12 @@ class Plan:
         name = type(model).__name__
         self.model = model
         self.dtype = dtype
-        schema = model._schema
+        state = model._fitted_state()
+        self.schema = schema = state["schema"]
+        self.score_seed = state["score_seed"]
+        self.indicator_features = state.get("indicator_features")
         _check_numeric(name, schema)
-        self.module = _checked_module(name, model.net_.module_)
+        self.module = _checked_module(name, state["module"])
         if score:
             _check_scored(name, self.module)
         if impute:
@@ -67,7 +70,7 @@ class Plan:
                 )
         self.n_draws = None
         if score:
-            self.n_draws = model._score_draws
+            self.n_draws = state["score_draws"]
         if impute:
             self.n_draws = model.n_impute_samples
 
@@ -131,9 +134,9 @@ def _check_imputable(name, model, schema):
 
 
 def _likelihood_name(part):
-    from .._likelihoods import _LIKELIHOODS
+    from .._likelihoods import LIKELIHOODS
 
-    for name, cls in _LIKELIHOODS.items():
+    for name, cls in LIKELIHOODS.items():
         if type(part) is cls:
             return name
     return type(part).__name__

@@ -17,16 +17,7 @@ class _Splines(nn.Module):
 
     def __init__(self, transforms):
         super().__init__()
-        pieces = []
-        for t in transforms:
-            if t._spline is None:  # a constant column: x - x0 (+ s0)
-                x0 = float(t.x_knots[0])
-                breaks = np.array([x0, x0])
-                coef = np.array([[0.0], [0.0], [1.0], [float(t.s_knots[0])]])
-            else:
-                breaks = np.asarray(t._spline.x, dtype=np.float64)
-                coef = np.asarray(t._spline.c, dtype=np.float64)
-            pieces.append((breaks, coef, t._ends))
+        pieces = [t.pieces for t in transforms]
         n_segments = max(len(b) - 1 for b, _, _ in pieces)
         n = len(pieces)
         # Per column and segment: its start (+inf past the column's last
@@ -87,11 +78,11 @@ class Prepare(nn.Module):
     of the transformed columns at their observed entries (float64).
     """
 
-    def __init__(self, model, slopes=True):
+    def __init__(self, plan, slopes=True):
         super().__init__()
         self.slopes = slopes
-        schema = model._schema
-        kept = [i for i, c in enumerate(schema.columns) if c.width]
+        schema = plan.schema
+        kept = np.flatnonzero(schema.kept()).tolist()
         self.drop = len(kept) < len(schema.columns)
         self.register_buffer("kept", torch.tensor(kept, dtype=torch.int64))
         transformed = [
@@ -108,7 +99,7 @@ class Prepare(nn.Module):
                 order[j] = len(kept) + k
             self.register_buffer("positions", torch.tensor(positions))
             self.register_buffer("order", torch.tensor(order))
-        marker = model.missing_values
+        marker = plan.model.missing_values
         self.missing = marker is not None
         self.marker = None if marker is None or np.isnan(marker) else float(marker)
 

@@ -1,0 +1,317 @@
+"""Per-column maps between a column's values and its encoded features.
+
+A numeric column goes to the internal scale through a ``ColumnTransform``
+(normal scores or standardisation), an integer column with levels is spread
+over its levels' intervals in training, and a categorical column becomes a
+one-hot block; each comes back to the column's own values and dtype. The
+functions take a column of the schema (``_schema.Column``) and its values.
+"""
+
+import numpy as np
+import pandas as pd
+from scipy.interpolate import CubicHermiteSpline
+from scipy.special import ndtr, ndtri
+
+# Knots of the normal-score transform of a numeric column: about 2 sqrt(n)
+# quantiles of its n values, at most N_QUANTILES. Knots at every value would
+# reproduce the sample exactly but give a density that jumps from one gap
+# between neighbouring values to the next (log-densities off by about one nat
+# either way); with ~sqrt(n) / 2 values between knots the density is smooth,
+# and the marginal still within ~1 / (2 sqrt(n)) of the sample's.
+N_QUANTILES = 1000
+# Integer columns with at most this many distinct values are modelled as
+# discretised normal scores (see ``Column.levels``).
+MAX_LEVELS = N_QUANTILES
+
+
+class ColumnTransform:
+    """Smooth monotone map of a numeric column to an internal scale.
+
+    A monotone cubic (Fritsch-Carlson) interpolation through increasing
+    knots, continued linearly beyond the end knots: strictly increasing, with
+    a continuous positive slope everywhere. So a density of the transformed
+    column becomes a density in the column's own units by adding
+    ``log_slope`` (the log-Jacobian), and that density does not jump at the
+    knots, where the training values lie.
+
+    Two kinds are built from data (see ``fit``): normal scores, whose knots are
+    the column's quantiles, mapped to the standard normal quantiles of their
+    probabilities, so that the column becomes close to N(0, 1) whatever its
+    shape (skewed, heavy-tailed, multi-modal); and standardisation, the affine
+    map to zero mean and unit variance (two knots).
+
+    Parameters
+    ----------
+    x_knots, s_knots : array-like of shape (n_knots,)
+        Increasing knots in the column's units and on the internal scale.
+    kind : {"normal_scores", "standardize"}, default="normal_scores"
+        Which map this is. Normal scores keep ``inverse`` within the range of
+        the knots (the range seen in ``fit``); standardisation extrapolates.
+    """
+
+    def __init__(self, x_knots, s_knots, kind="normal_scores"):
+        self.x_knots = np.asarray(x_knots, dtype=np.float64)
+        self.s_knots = np.asarray(s_knots, dtype=np.float64)
+        self.kind = kind
+        if len(self.x_knots) == 1:  # a constant column: a shift
+            self._spline = None
+            self._ends = (1.0, 1.0)
+            return
+        slopes = _monotone_slopes(np.diff(self.x_knots), np.diff(self.s_knots))
+        self._spline = CubicHermiteSpline(
+            self.x_knots, self.s_knots, slopes, extrapolate=False
+        )
+        self._slope = self._spline.derivative()
+        self._ends = (slopes[0], slopes[-1])
+
+    @classmethod
+    def fit(cls, values, kind="normal_scores", n_quantiles=None):
+        """The transform of ``kind`` of the observed (non-NaN) ``values``.
+
+        ``n_quantiles`` sets the number of knots of normal scores (default:
+        about ``2 sqrt(n)``, at most ``N_QUANTILES``).
+        """
+        if kind == "standardize":
+            mean, std = values.mean(), values.std()
+            if not std > 0:
+                return cls([mean], [0.0], kind)
+            return cls([mean - std, mean + std], [-1.0, 1.0], kind)
+        n = len(values)
+        if n_quantiles is None:
+            n_quantiles = min(N_QUANTILES, max(2, round(2 * np.sqrt(n))))
+        probs = np.linspace(0.0, 1.0, min(n_quantiles, n))
+        # Tied quantiles (a discrete column) collapse into one knot at their
+        # mean probability, and so do quantiles closer than ~1e-12 relative
+        # or 1e-100 absolute, whose cubic pieces would overflow.
+        quantiles = np.quantile(values, probs)
+        tol = 1e-12 * np.max(np.abs(quantiles)) + 1e-100
+        which = np.concatenate([[0], np.cumsum(np.diff(quantiles) > tol)])
+        counts = np.bincount(which)
+        knots = np.bincount(which, quantiles) / counts
+        probs = np.bincount(which, probs) / counts
+        # Keep the end knots half a row inside (0, 1), where ndtri is finite.
+        probs = (probs * (n - 1) + 0.5) / n
+        return cls(knots, ndtri(probs))
+
+    def _pieces(self, t, knots):
+        """Masks of ``t`` below, inside and above the knots (NaN in none)."""
+        below, above = t < knots[0], t > knots[-1]
+        return below, ~(below | above | np.isnan(t)), above
+
+    def transform(self, x):
+        """Internal values of ``x`` (NaN stays NaN)."""
+        x = np.asarray(x, dtype=np.float64)
+        (x0, xn), (s0, sn) = self.x_knots[[0, -1]], self.s_knots[[0, -1]]
+        below, inside, above = self._pieces(x, self.x_knots)
+        s = np.full(x.shape, np.nan)
+        s[below] = s0 + (x[below] - x0) * self._ends[0]
+        s[above] = sn + (x[above] - xn) * self._ends[1]
+        s[inside] = x[inside] - x0 if self._spline is None else self._spline(x[inside])
+        return s
+
+    def log_slope(self, x):
+        """log ds/dx at ``x``: the log-Jacobian of the transform."""
+        x = np.asarray(x, dtype=np.float64)
+        below, inside, above = self._pieces(x, self.x_knots)
+        slope = np.where(below, self._ends[0], self._ends[1])
+        if self._spline is not None:
+            slope[inside] = self._slope(x[inside])
+        return np.log(slope)
+
+    @property
+    def pieces(self):
+        """The map as plain float64 arrays: ``(breaks, coefficients, end_slopes)``.
+
+        Between ``breaks[k]`` and ``breaks[k + 1]`` the internal value is
+        ``sum(coefficients[m, k] * (x - breaks[k]) ** (3 - m) for m in
+        range(4))`` (SciPy's ``PPoly`` layout); beyond the end knots it goes
+        on linearly, with the slopes ``end_slopes`` (below, above). A
+        constant column is one piece of slope 1 through its knot.
+        """
+        if self._spline is None:
+            x0, s0 = float(self.x_knots[0]), float(self.s_knots[0])
+            breaks = np.array([x0, x0])
+            coefficients = np.array([[0.0], [0.0], [1.0], [s0]])
+        else:
+            breaks = np.array(self._spline.x, dtype=np.float64)
+            coefficients = np.array(self._spline.c, dtype=np.float64)
+        return breaks, coefficients, np.array(self._ends, dtype=np.float64)
+
+    @property
+    def clip(self):
+        """Whether ``inverse`` keeps values within the knots' range."""
+        return self.kind == "normal_scores"
+
+    def inverse(self, s):
+        """Values in the column's units (clipped to the knots' range if
+        ``clip``)."""
+        s = np.asarray(s, dtype=np.float64)
+        (x0, xn), (s0, sn) = self.x_knots[[0, -1]], self.s_knots[[0, -1]]
+        if self.clip:
+            s = np.clip(s, s0, sn)
+        below, inside, above = self._pieces(s, self.s_knots)
+        x = np.full(s.shape, np.nan)
+        x[below] = x0 + (s[below] - s0) / self._ends[0]
+        x[above] = xn + (s[above] - sn) / self._ends[1]
+        if self._spline is None:
+            x[inside] = x0 + s[inside]
+        else:
+            x[inside] = self._solve(s[inside])
+        return x
+
+    def _solve(self, s):
+        """x with spline(x) = s, by bisection within each one's segment."""
+        last = len(self.x_knots) - 2
+        segment = np.clip(np.searchsorted(self.s_knots, s, side="right") - 1, 0, last)
+        low, high = self.x_knots[segment], self.x_knots[segment + 1]
+        for _ in range(60):  # halves the bracket down to float64 resolution
+            middle = 0.5 * (low + high)
+            short = self._spline(middle) < s
+            low, high = np.where(short, middle, low), np.where(short, high, middle)
+        return 0.5 * (low + high)
+
+    def to_json(self):
+        return {
+            "x_knots": self.x_knots.tolist(),
+            "s_knots": self.s_knots.tolist(),
+            "kind": self.kind,
+        }
+
+    @classmethod
+    def from_json(cls, document):
+        document = dict(document)
+        if "clip" in document:  # as files written before "kind" named the map
+            clip = document.pop("clip")
+            document["kind"] = "normal_scores" if clip else "standardize"
+        return cls(**document)
+
+
+def _monotone_slopes(dx, ds):
+    """Slopes at the knots that keep a cubic Hermite interpolant increasing.
+
+    The weighted harmonic mean of the neighbouring secants inside (as in
+    PCHIP: Fritsch and Butland, 1984) and the end secants at the ends: both
+    positive and at most three times the secants, which keeps each cubic
+    piece increasing (Fritsch and Carlson, 1980).
+    """
+    secants = ds / dx
+    slopes = np.empty(len(dx) + 1)
+    slopes[0], slopes[-1] = secants[0], secants[-1]
+    w1, w2 = 2 * dx[1:] + dx[:-1], dx[1:] + 2 * dx[:-1]
+    slopes[1:-1] = (w1 + w2) / (w1 / secants[:-1] + w2 / secants[1:])
+    return slopes
+
+
+def fit_levels(values, column, dataframe):
+    """Distinct values of an integer column and the internal bounds between
+    them (``ndtri`` of the empirical CDF), or ``(None, None)``.
+
+    A DataFrame's float column whose observed values are all whole numbers
+    (``decimals`` 0) is an integer column too: ``read_csv`` gives float64 to
+    an integer column with a gap. Arrays stay float matrices, modelled alike
+    in memory and memory-mapped (whose batches are not spread in training).
+    """
+    whole = dataframe and column.decimals == 0
+    if not (pd.api.types.is_integer_dtype(column.dtype) or whole):
+        return None, None
+    levels, counts = np.unique(values, return_counts=True)
+    if len(levels) > MAX_LEVELS:
+        return None, None
+    cdf = np.cumsum(counts)[:-1] / len(values)
+    return levels.tolist(), ndtri(cdf).tolist()
+
+
+def spread_levels(x, column, rng):
+    """Internal values of an integer column's values ``x``, each drawn
+    uniformly in probability over its level's interval; NaN stays NaN.
+
+    Values between or beyond the levels seen in fit (possible with
+    ``partial_fit``) take the interval of the nearest level at or above.
+    """
+    levels = np.asarray(column.levels)
+    bounds = np.concatenate([[0.0], ndtr(column.cuts), [1.0]])
+    observed = ~np.isnan(x)
+    which = np.minimum(np.searchsorted(levels, x[observed]), len(levels) - 1)
+    low, high = bounds[which], bounds[which + 1]
+    p = low + rng.uniform(size=len(which)) * (high - low)
+    # Half a row inside (0, 1), as the normal-score knots, so ndtri is finite.
+    tail = 0.5 / max(1, len(x))
+    s = np.full(x.shape, np.nan)
+    s[observed] = ndtri(np.clip(p, tail, 1 - tail))
+    return s
+
+
+def _codes(values, column):
+    """Positions of a categorical column's values among its categories: -1
+    for a gap or a category that ``fit`` did not see; and the gaps."""
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    missing = series.isna().to_numpy()
+    codes = pd.Index(column.categories).get_indexer(series.to_numpy(dtype=object))
+    return codes, missing
+
+
+def unseen_categories(values, column):
+    """Which values of a categorical column are categories ``fit`` did not see."""
+    codes, missing = _codes(values, column)
+    return (codes < 0) & ~missing
+
+
+def one_hot(values, column, allow_missing=True, unseen="missing"):
+    """One-hot block of a categorical column; NaN rows for missing entries,
+    and for categories that ``fit`` did not see unless ``unseen="raise"``."""
+    codes, missing = _codes(values, column)
+    if missing.any() and not allow_missing:
+        raise ValueError(
+            f"Column {column.name!r} has missing values; set "
+            "missing_values=np.nan to model them as gaps."
+        )
+    unknown = (codes < 0) & ~missing
+    if unknown.any() and (unseen == "raise" or column.n_observed is None):
+        raise _unseen_error(values, unknown, column, unseen == "raise")
+    block = np.eye(column.width)[np.where(codes < 0, 0, codes)]
+    block[codes < 0] = np.nan
+    return block
+
+
+def _unseen_error(values, unknown, column, training):
+    value = np.asarray(values, dtype=object)[unknown][0]
+    shown = ", ".join(repr(c) for c in column.categories[:10])
+    more = ", ..." if len(column.categories) > 10 else ""
+    fix = (
+        "partial_fit keeps the categories of the first fit: declare them all "
+        "with a pandas CategoricalDtype before it, or refit"
+        if training
+        else "this model was saved before unseen categories were scored: refit "
+        "it, or replace the value with NaN to treat it as missing"
+    )
+    return ValueError(
+        f"Column {column.name!r} has the value {value!r}, a category that fit "
+        f"did not see (it saw {shown}{more}); {fix}."
+    )
+
+
+def restore_categories(codes, column):
+    categories = column.categories
+    if column.dtype == "category":
+        dtype = pd.CategoricalDtype(categories, ordered=column.ordered)
+        return pd.Categorical.from_codes(codes, dtype=dtype)
+    values = np.empty(len(codes), dtype=object)
+    values[:] = [categories[c] for c in codes]
+    if column.dtype == "object":
+        # A Series: pandas would infer its string dtype for an array of str.
+        return pd.Series(values, dtype=object)
+    return pd.array(values, dtype=pd.api.types.pandas_dtype(column.dtype))
+
+
+def restore_numeric(x, column, float_dtype):
+    dtype = pd.api.types.pandas_dtype(column.dtype)
+    if pd.api.types.is_integer_dtype(dtype):
+        x = np.clip(np.rint(x), column.low, column.high)
+        return pd.array(x.astype(np.int64), dtype=dtype)
+    if column.decimals is not None:
+        x = np.clip(np.round(x, column.decimals), column.low, column.high)
+    if pd.api.types.is_float_dtype(dtype) and isinstance(dtype, np.dtype):
+        return x.astype(dtype)
+    if isinstance(dtype, np.dtype):
+        return x.astype(float_dtype)
+    return pd.array(x, dtype=dtype)
