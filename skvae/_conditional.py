@@ -2,11 +2,21 @@
 
 The given columns are observed and the rest missing, as in imputation: for
 each row, ``N_DRAWS`` codes are proposed, half from the encoder (once it has
-filled the missing columns from its own decoded means, ``filled_by_means``)
+filled the missing columns from its own decoded means, ``conditional_fill``)
 and half from the prior; one of them is picked with probability proportional
 to its importance weight p(x_given | z) p(z) / (proposal density of z)
 (sampling-importance-resampling, ``conditional_draw``), and the row is drawn
 from p(x | z). The given columns then come back exactly as given.
+
+Cost: the fills depend on the given entries only, so they run once per
+distinct condition (once in all for a dict), in batches of whole rows; the
+draws of all rows go through the decoder in batches of rows x draws, with no
+loop over rows. 1,000 penguin rows given ``species``, on one CPU thread
+(``OMP_NUM_THREADS=1``), best of 7: 0.21 s with 100 draws and the fills run
+for every row, against 0.012 s for 1,000 unconditional rows (17x); 0.056 s
+with 20 draws and one fill (4.6x; 4.9x given three columns, a condition met
+by 4.7 % of the rows, the same for any rarer one). The cost does not depend
+on how rare the condition is.
 """
 
 from numbers import Integral
@@ -16,14 +26,16 @@ import numpy as np
 import pandas as pd
 
 from ._data import InMemoryDataset, as_rows
-from ._importance import conditional_draw
+from ._importance import conditional_draw, conditional_fill
 from ._utils import plain, seeded_generator
 
 # Codes proposed per row, among which one is resampled. Each costs a decoder
-# pass; with the mixed proposal, 100 keep the resampled code close to
-# p(z | x_given) (10 to 1,000 gave the same conditional means on the tables
-# tried, and 100 leave room for rarer conditions).
-N_DRAWS = 100
+# pass. With the mixed proposal, 20 keep the resampled code close to
+# p(z | x_given): on penguins (200 epochs; conditions met by 20 %, 18 %, 4.7 %
+# and 0.6 % of rows), the conditional means of the numeric columns over
+# 3 x 2,000 rows are within 0.07 standard deviations of the column of those
+# with 1,000 draws (0.03 with 100), where 20 draws cost a fifth of 100.
+N_DRAWS = 20
 
 
 class Conditions(NamedTuple):
@@ -187,6 +199,10 @@ def _check_range(numbers, column):
 def conditional_draws(net, conditions, seed, batch_size, return_mean=False):
     """Draw the rows of ``conditions`` from p(x | x_given), on the net's device.
 
+    The fills that the encoder's proposals start from depend on the given
+    entries only: they are computed once per distinct row of conditions (once
+    in all for a dict), then every row gets ``N_DRAWS`` codes of its own.
+
     Returns
     -------
     x : Tensor of shape (n_rows, n_features), on the host
@@ -195,10 +211,16 @@ def conditional_draws(net, conditions, seed, batch_size, return_mean=False):
     z : Tensor of shape (n_rows, n_components), on the host
         The resampled code of each row.
     """
-    dataset = InMemoryDataset(as_rows(conditions.encoded), missing=True)
+    distinct, inverse = _distinct_rows(conditions.encoded)
+    dataset = InMemoryDataset(as_rows(distinct), missing=True)
+    filled = net.importance_sampled(conditional_fill, dataset, 1, seed, batch_size)
+    # Each row as its fill, then its given entries (NaN where not given): the
+    # batches carry both, and the mask of the second half marks what is given.
+    rows = np.hstack([filled.numpy()[inverse], conditions.encoded])
+    dataset = InMemoryDataset(as_rows(rows), missing=True)
     generator = seeded_generator(seed, net.device)
     return net.importance_sampled(
-        conditional_draw,
+        _draw_from_fill,
         dataset,
         N_DRAWS,
         seed,
@@ -207,6 +229,23 @@ def conditional_draws(net, conditions, seed, batch_size, return_mean=False):
         generator=generator,
         return_mean=return_mean,
     )
+
+
+def _distinct_rows(encoded):
+    """The distinct rows of ``encoded`` (NaN equal to NaN) and, for each row,
+    the position of its copy among them."""
+    # Encoded values are finite, so an infinity stands for the gaps.
+    keys = np.where(np.isnan(encoded), np.inf, encoded)
+    distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
+    return np.where(np.isinf(distinct), np.nan, distinct), inverse.reshape(-1)
+
+
+def _draw_from_fill(module, rows, eps, mask, **kwargs):
+    """``conditional_draw`` of the rows that ``conditional_draws`` lays out:
+    the fill, then the given entries."""
+    n_features = rows.shape[1] // 2
+    filled, given = rows[:, :n_features], mask[:, n_features:]
+    return conditional_draw(module, filled, eps, given, **kwargs)
 
 
 def restore_given(X, conditions):

@@ -174,18 +174,31 @@ def filled_by_means(module, x, mask, n_steps):
     return filled
 
 
-def conditional_draw(module, x, eps, mask, generator=None, return_mean=False):
+def conditional_fill(module, x, eps, mask):
+    """``x`` with its missing entries filled by ``filled_by_means`` over
+    ``FILL_STEPS`` rounds: the start of ``conditional_draw``, which depends on
+    a row's observed entries only, so that rows with the same condition share
+    it. Arguments as for ``importance_draws`` (``eps`` is not used).
+
+    Returns
+    -------
+    filled : Tensor of shape (batch, n_features)
+    """
+    return filled_by_means(module, x, mask, FILL_STEPS)
+
+
+def conditional_draw(module, filled, eps, mask, generator=None, return_mean=False):
     """One draw of each row given its observed entries (``resampled_draw``),
     with the codes drawn from a mixture of q(z | x_observed, rest filled by
-    ``filled_by_means``) and the prior, half each: the first proposes codes
+    ``conditional_fill``) and the prior, half each: the first proposes codes
     near the observed entries, the second keeps the weights bounded where the
-    first is too narrow. Arguments as for ``importance_draws``.
+    first is too narrow. ``filled`` holds the rows as ``conditional_fill``
+    returns them; other arguments as for ``importance_draws``.
 
     Returns
     -------
     sample, z : as for ``resampled_draw``
     """
-    filled = filled_by_means(module, x, mask, FILL_STEPS)
     return resampled_draw(module, filled, eps, mask, generator, return_mean, 0.5)
 
 

@@ -8,6 +8,7 @@ from numpy.testing import assert_array_equal
 from pandas.testing import assert_frame_equal
 
 from skvae import VAETransformer
+from skvae._conditional import _distinct_rows
 from skvae._importance import importance_draws
 
 
@@ -159,3 +160,35 @@ def test_the_range_error_names_the_column_and_the_range(fitted, table):
     low, high = table["x"].min(), table["x"].max()
     with pytest.raises(ValueError, match=rf"\[{low:.6g}, {high:.6g}\]"):
         fitted.sample(given={"x": high + 1})
+
+
+def _decoded_rows(vae, **kwargs):
+    """The number of rows the decoder decodes while ``vae.sample(**kwargs)``
+    runs."""
+    rows = []
+    decoder = vae.net_.module_.decoder
+    hook = decoder.register_forward_hook(lambda m, args, out: rows.append(len(out)))
+    try:
+        vae.sample(**kwargs)
+    finally:
+        hook.remove()
+    return sum(rows)
+
+
+def test_a_condition_costs_its_draws_and_one_fill(fitted):
+    # 20 codes per row (1,000 rows padded to 1,024 by batches of 192 rows);
+    # the 10 rounds of fills run once for the one condition that a dict
+    # gives every row (one row, padded to a block of 32).
+    decoded = _decoded_rows(fitted, n_samples=1000, given={"c": "a"}, random_state=0)
+    assert decoded == 20 * 1024 + 10 * 32
+    # Two distinct conditions: two fills, still within one block.
+    given = pd.DataFrame({"c": ["a", "b"] * 32, "x": [0.5, np.nan] * 32})
+    assert _decoded_rows(fitted, given=given, random_state=0) == 20 * 64 + 10 * 32
+
+
+def test_distinct_rows_treat_gaps_as_equal():
+    encoded = np.array([[1.0, np.nan], [2.0, 0.0], [1.0, np.nan], [np.nan, 0.0]])
+    distinct, inverse = _distinct_rows(encoded)
+    assert_array_equal(distinct[inverse], encoded)  # NaN placed alike
+    assert len(distinct) == 3
+    assert_array_equal(inverse[[0, 2]], inverse[0])
