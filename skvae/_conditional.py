@@ -2,11 +2,25 @@
 
 The given columns are observed and the rest missing, as in imputation: for
 each row, ``N_DRAWS`` codes are proposed, half from the encoder (once it has
-filled the missing columns from its own decoded means, ``filled_by_means``)
+filled the missing columns from its own decoded means, ``conditional_fill``)
 and half from the prior; one of them is picked with probability proportional
 to its importance weight p(x_given | z) p(z) / (proposal density of z)
 (sampling-importance-resampling, ``conditional_draw``), and the row is drawn
 from p(x | z). The given columns then come back exactly as given.
+
+Cost: a dict is read, checked and encoded as one row; the fills depend on
+the given entries only, so they run once per distinct condition (once in all
+for a dict); the draws of all rows go through the decoder in batches of rows
+x draws, with no loop over rows, and the weights need only the decoder
+outputs of the given columns (``Likelihood.params_of``): the rest is decoded
+for the picked code alone. CPU seconds of 1,000 rows on one thread
+(``OMP_NUM_THREADS=1``), best of 7, against 1,000 unconditional rows of the
+same model (``n_components=8``, 30 epochs): before these changes (100 draws,
+fills and encoding for every row), 0.23 s against 0.014 s (17x) for
+penguins given ``species``, 0.32 s against 0.010 s (31x) for acs12 given
+``race`` and ``lang`` (a condition met by 0.95 % of the rows); after, 0.041 s
+(3.3x) and 0.054 s (5.8x). The cost does not depend on how rare the
+condition is.
 """
 
 from numbers import Integral
@@ -14,16 +28,19 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ._data import InMemoryDataset, as_rows
-from ._importance import conditional_draw
+from ._importance import conditional_draw, conditional_fill
 from ._utils import plain, seeded_generator
 
 # Codes proposed per row, among which one is resampled. Each costs a decoder
-# pass; with the mixed proposal, 100 keep the resampled code close to
-# p(z | x_given) (10 to 1,000 gave the same conditional means on the tables
-# tried, and 100 leave room for rarer conditions).
-N_DRAWS = 100
+# pass. With the mixed proposal, 20 keep the resampled code close to
+# p(z | x_given): on penguins (200 epochs; conditions met by 20 %, 18 %, 4.7 %
+# and 0.6 % of rows), the conditional means of the numeric columns over
+# 3 x 2,000 rows are within 0.07 standard deviations of the column of those
+# with 1,000 draws (0.03 with 100), where 20 draws cost a fifth of 100.
+N_DRAWS = 20
 
 
 class Conditions(NamedTuple):
@@ -59,8 +76,17 @@ def read_conditions(given, n_samples, schema):
     full = pd.DataFrame(
         {i: table[i] if i in table else _nothing(n_rows) for i in range(len(names))}
     )
-    given = full.notna().to_numpy()
-    return Conditions(full, given, schema.encode(full))
+    conditions = Conditions(full, full.notna().to_numpy(), schema.encode(full))
+    if isinstance(given, dict):  # one row, the same for every sample
+        conditions = Conditions(*(_repeated(part, n_samples) for part in conditions))
+    return conditions
+
+
+def _repeated(rows, n):
+    """The one row of ``rows`` (a DataFrame or an array) ``n`` times."""
+    if isinstance(rows, pd.DataFrame):
+        return rows.iloc[np.zeros(n, dtype=np.intp)].reset_index(drop=True)
+    return np.repeat(rows, n, axis=0)
 
 
 def _nothing(n):
@@ -81,7 +107,8 @@ def _as_table(given, n_samples, names):
                     "for a value per row, pass given as a DataFrame with one row "
                     "per sample."
                 )
-        columns = {_position(k, names): [v] * int(n_samples) for k, v in given.items()}
+        # One row: read_conditions repeats it once checked and encoded.
+        columns = {_position(k, names): [v] for k, v in given.items()}
         return pd.DataFrame(columns, dtype=object)
     if isinstance(given, pd.DataFrame):
         positions = [_position(k, names) for k in given.columns]
@@ -187,6 +214,10 @@ def _check_range(numbers, column):
 def conditional_draws(net, conditions, seed, batch_size, return_mean=False):
     """Draw the rows of ``conditions`` from p(x | x_given), on the net's device.
 
+    The fills that the encoder's proposals start from depend on the given
+    entries only: they are computed once per distinct row of conditions (once
+    in all for a dict), then every row gets ``N_DRAWS`` codes of its own.
+
     Returns
     -------
     x : Tensor of shape (n_rows, n_features), on the host
@@ -195,18 +226,52 @@ def conditional_draws(net, conditions, seed, batch_size, return_mean=False):
     z : Tensor of shape (n_rows, n_components), on the host
         The resampled code of each row.
     """
-    dataset = InMemoryDataset(as_rows(conditions.encoded), missing=True)
+    distinct, inverse = _distinct_rows(conditions.encoded)
+    dataset = InMemoryDataset(as_rows(distinct), missing=True)
+    filled = net.importance_sampled(conditional_fill, dataset, 1, seed, batch_size)
+    # Each row as its fill, then its given entries (NaN where not given): the
+    # batches carry both, and the mask of the second half marks what is given.
+    rows = np.hstack([filled.numpy()[inverse], conditions.encoded])
+    dataset = InMemoryDataset(as_rows(rows), missing=True)
     generator = seeded_generator(seed, net.device)
     return net.importance_sampled(
-        conditional_draw,
+        _draw_from_fill,
         dataset,
         N_DRAWS,
         seed,
         batch_size,
         fresh_draws=generator,
+        outputs=_given_outputs(net, conditions),
         generator=generator,
         return_mean=return_mean,
     )
+
+
+def _given_outputs(net, conditions):
+    """Positions of the decoder outputs that the given columns' densities
+    need (those of all rows: a batch's padding rows count as given)."""
+    given = torch.from_numpy(~np.isnan(conditions.encoded).all(axis=0))
+    needed = net.module_.likelihood.params_of(given)
+    return needed.nonzero().squeeze(-1).to(net.device)
+
+
+def _distinct_rows(encoded):
+    """The distinct rows of ``encoded`` (NaN equal to NaN) and, for each row,
+    the position of its copy among them."""
+    # Encoded values are finite, so an infinity stands for the gaps.
+    keys = np.where(np.isnan(encoded), np.inf, encoded)
+    if (keys == keys[0]).all():  # one condition for all, as a dict gives
+        return encoded[:1], np.zeros(len(keys), dtype=np.intp)
+    distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
+    return np.where(np.isinf(distinct), np.nan, distinct), inverse.reshape(-1)
+
+
+def _draw_from_fill(module, rows, eps, mask, **kwargs):
+    """``conditional_draw`` of the rows that ``conditional_draws`` lays out:
+    the fill, then the given entries."""
+    n_features = rows.shape[1] // 2
+    filled, given = rows[:, :n_features], mask[:, n_features:]
+    return conditional_draw(module, filled, eps, given, **kwargs)
 
 
 def restore_given(X, conditions):

@@ -29,7 +29,9 @@ class Draws(NamedTuple):
     z: torch.Tensor  # (K, batch, n_components): the codes drawn
 
 
-def importance_draws(module, x, eps, mask=None, kernel=False, prior_share=0.0):
+def importance_draws(
+    module, x, eps, mask=None, kernel=False, prior_share=0.0, outputs=None
+):
     """Draw z_k = mean + std * eps_k from q(z | x), decode and weight them.
 
     Parameters
@@ -50,6 +52,10 @@ def importance_draws(module, x, eps, mask=None, kernel=False, prior_share=0.0):
         weights are p(x, z) over the mixture's density (defensive importance
         sampling: the weights stay bounded by 1 / s times the likelihood where
         q(z | x) misses the posterior).
+    outputs : Tensor of int64 or None, default=None
+        Decode only these outputs (those that the observed entries'
+        log-densities need, ``Likelihood.params_of``); ``params`` holds zeros
+        in the others. None decodes all.
 
     Returns
     -------
@@ -61,7 +67,8 @@ def importance_draws(module, x, eps, mask=None, kernel=False, prior_share=0.0):
     n_prior = round(prior_share * n_draws)
     if n_prior:
         z = torch.cat([z[: n_draws - n_prior], eps[n_draws - n_prior :]])
-    params = module.decoder(z.reshape(n_draws * batch, -1)).reshape(n_draws, batch, -1)
+    params = _decoded(module, z.reshape(n_draws * batch, -1), outputs)
+    params = params.reshape(n_draws, batch, -1)
     # Broadcast views of x (and the mask) over the K draws: no copies.
     x_rep = x.expand(n_draws, *x.shape)
     if mask is not None:
@@ -79,6 +86,16 @@ def importance_draws(module, x, eps, mask=None, kernel=False, prior_share=0.0):
     log_w = log_px_z + log_ratio
     kl = gaussian_kl(z_mean, z_logvar)
     return Draws(z_mean, params, log_px_z, log_w, kl, z)
+
+
+def _decoded(module, z, outputs=None):
+    """The decoder's outputs at ``z``; only ``outputs`` (zeros elsewhere)
+    when given."""
+    if outputs is None:
+        return module.decoder(z)
+    params = z.new_zeros(len(z), module.likelihood.n_params)
+    params[:, outputs] = module.decode_some(z, outputs)
+    return params
 
 
 def log_marginal_likelihood(module, x, eps, mask=None):
@@ -131,7 +148,14 @@ def posterior_sample(module, x, eps, mask=None, generator=None):
 
 
 def resampled_draw(
-    module, x, eps, mask=None, generator=None, return_mean=False, prior_share=0.0
+    module,
+    x,
+    eps,
+    mask=None,
+    generator=None,
+    return_mean=False,
+    prior_share=0.0,
+    outputs=None,
 ):
     """Sampling-importance-resampling: one of the K codes of each row, picked
     with probability proportional to its weight p(x_obs, z_k) / q(z_k | x),
@@ -139,7 +163,8 @@ def resampled_draw(
 
     As K grows, the picked code follows p(z | x_observed), and the draw of x
     the conditional distribution of the whole row given its observed entries.
-    Arguments as for ``importance_draws``.
+    Arguments as for ``importance_draws``; with ``outputs``, the weights come
+    from those outputs, and only the picked codes are decoded in full.
 
     Returns
     -------
@@ -147,14 +172,15 @@ def resampled_draw(
     z : Tensor of shape (batch, n_components)
         The picked codes.
     """
-    draws = importance_draws(module, x, eps, mask, True, prior_share)
+    draws = importance_draws(module, x, eps, mask, True, prior_share, outputs)
     weights = torch.softmax(draws.log_w, dim=0).T  # (batch, K)
     pick = torch.multinomial(weights, 1, generator=generator).squeeze(-1)
     rows = torch.arange(len(pick), device=pick.device)
-    params = draws.params[pick, rows]
+    z = draws.z[pick, rows]
+    params = draws.params[pick, rows] if outputs is None else module.decoder(z)
     if return_mean:
-        return module.likelihood.mean(params), draws.z[pick, rows]
-    return module.likelihood.sample(params, generator=generator), draws.z[pick, rows]
+        return module.likelihood.mean(params), z
+    return module.likelihood.sample(params, generator=generator), z
 
 
 def filled_by_means(module, x, mask, n_steps):
@@ -174,19 +200,38 @@ def filled_by_means(module, x, mask, n_steps):
     return filled
 
 
-def conditional_draw(module, x, eps, mask, generator=None, return_mean=False):
+def conditional_fill(module, x, eps, mask):
+    """``x`` with its missing entries filled by ``filled_by_means`` over
+    ``FILL_STEPS`` rounds: the start of ``conditional_draw``, which depends on
+    a row's observed entries only, so that rows with the same condition share
+    it. Arguments as for ``importance_draws`` (``eps`` is not used).
+
+    Returns
+    -------
+    filled : Tensor of shape (batch, n_features)
+    """
+    return filled_by_means(module, x, mask, FILL_STEPS)
+
+
+def conditional_draw(
+    module, filled, eps, mask, outputs=None, generator=None, return_mean=False
+):
     """One draw of each row given its observed entries (``resampled_draw``),
     with the codes drawn from a mixture of q(z | x_observed, rest filled by
-    ``filled_by_means``) and the prior, half each: the first proposes codes
+    ``conditional_fill``) and the prior, half each: the first proposes codes
     near the observed entries, the second keeps the weights bounded where the
-    first is too narrow. Arguments as for ``importance_draws``.
+    first is too narrow. The weights need only the decoder's ``outputs`` of
+    the given columns (``Likelihood.params_of``): the rest is decoded for the
+    picked code alone. ``filled`` holds the rows as ``conditional_fill``
+    returns them; other arguments as for ``importance_draws``.
 
     Returns
     -------
     sample, z : as for ``resampled_draw``
     """
-    filled = filled_by_means(module, x, mask, FILL_STEPS)
-    return resampled_draw(module, filled, eps, mask, generator, return_mean, 0.5)
+    return resampled_draw(
+        module, filled, eps, mask, generator, return_mean, 0.5, outputs
+    )
 
 
 def feature_log_likelihoods(module, x, eps, mask=None):

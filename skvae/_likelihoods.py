@@ -126,6 +126,21 @@ class Likelihood(nn.Module, abc.ABC):
         """``log_kernel_elements`` summed as ``log_prob`` sums."""
         return _masked_sum(self.log_kernel_elements(x, params), mask)
 
+    def params_of(self, features):
+        """The decoder outputs that the log-densities of some entries need.
+
+        Parameters
+        ----------
+        features : bool Tensor of shape (n_features,)
+
+        Returns
+        -------
+        needed : bool Tensor of shape (n_params,)
+            All outputs if any feature is asked for (a block likelihood knows
+            its blocks), none otherwise.
+        """
+        return features.any().expand(self.n_params)
+
     def negative_log_prob(self, x, params, mask=None):
         """``-log_prob(x, params, mask)``: the reconstruction term of the loss."""
         return -self.log_prob(x, params, mask)
@@ -510,6 +525,13 @@ class BlockLikelihood(Likelihood):
     @property
     def n_params(self):
         return sum(part.n_params for part in self.parts)
+
+    def params_of(self, features):
+        """The outputs of the blocks that hold one of ``features``."""
+        needed = torch.zeros(self.n_params, dtype=torch.bool, device=features.device)
+        for f, o in self._slices:
+            needed[o] = features[f].any()
+        return needed
 
     def _joined(self, call):
         """``call(part, features, outputs)`` of each block, side by side."""

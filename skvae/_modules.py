@@ -7,6 +7,7 @@ tensors; the losses live in ``_losses.py`` and training in ``_net.py``.
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ._likelihoods import BernoulliLikelihood, make_likelihood
@@ -101,9 +102,20 @@ class Decoder(nn.Module):
             nn.Linear(n_components, n_outputs, bias=False) if linear_path else None
         )
 
-    def forward(self, z):
-        out = self.head(self.hidden(z))
-        return out if self.linear is None else out + self.linear(z)
+    def forward(self, z, outputs=None):
+        """The likelihood's parameters at ``z``: those at the positions
+        ``outputs`` (an index Tensor) only, when given."""
+        if outputs is None:
+            out = self.head(self.hidden(z))
+            return out if self.linear is None else out + self.linear(z)
+        # Only the rows of the head's weights that are asked for: the head
+        # is most of a wide table's decoder.
+        out = F.linear(
+            self.hidden(z), self.head.weight[outputs], self.head.bias[outputs]
+        )
+        if self.linear is not None:
+            out = out + F.linear(z, self.linear.weight[outputs])
+        return out
 
 
 class VAEModule(nn.Module):
@@ -168,6 +180,14 @@ class VAEModule(nn.Module):
             return self.encoder(x)
         observed = torch.ones_like(x) if mask is None else mask.to(x.dtype)
         return self.encoder(torch.cat([x, observed], dim=-1))
+
+    def decode_some(self, z, outputs):
+        """The decoder's outputs at the positions ``outputs`` (an index
+        Tensor): computed alone by a ``Decoder``, picked from all of them by
+        a decoder that a subclass put in its place."""
+        if isinstance(self.decoder, Decoder):
+            return self.decoder(z, outputs)
+        return self.decoder(z)[..., outputs]
 
     def forward(self, x, mask=None, n_draws=None):
         """Encode ``x``, draw z and decode it.

@@ -304,13 +304,13 @@ n_features)
 
         With ``given``, the rows are drawn from the model's conditional
         distribution of the other columns given those: the given columns are
-        observed and the rest missing, 100 codes are proposed per row (half
+        observed and the rest missing, 20 codes are proposed per row (half
         from the encoder, half from the prior), one is picked with
         probability proportional to its importance weight p(x_given | z)
         p(z) / (proposal density of z) (sampling-importance-resampling), and
         the row is drawn from p(x | z). The number of draws is fixed, not a
-        parameter: 100 keep the picked code close to p(z | x_given) at the
-        cost of 100 decoder passes per row (see :ref:`conditional_sampling`).
+        parameter: 20 keep the picked code close to p(z | x_given) at the
+        cost of 20 decoder passes per row (see :ref:`conditional_sampling`).
 
         Parameters
         ----------

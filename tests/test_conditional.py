@@ -8,6 +8,7 @@ from numpy.testing import assert_array_equal
 from pandas.testing import assert_frame_equal
 
 from skvae import VAETransformer
+from skvae._conditional import _distinct_rows, read_conditions
 from skvae._importance import importance_draws
 
 
@@ -159,3 +160,69 @@ def test_the_range_error_names_the_column_and_the_range(fitted, table):
     low, high = table["x"].min(), table["x"].max()
     with pytest.raises(ValueError, match=rf"\[{low:.6g}, {high:.6g}\]"):
         fitted.sample(given={"x": high + 1})
+
+
+def _decoded_outputs(vae, **kwargs):
+    """The number of outputs (rows x parameters) the decoder computes while
+    ``vae.sample(**kwargs)`` runs."""
+    sizes = []
+    decoder = vae.net_.module_.decoder
+    hook = decoder.register_forward_hook(lambda m, args, out: sizes.append(out.numel()))
+    try:
+        vae.sample(**kwargs)
+    finally:
+        hook.remove()
+    return sum(sizes)
+
+
+def test_a_condition_costs_its_draws_and_one_fill(fitted):
+    # The 10 rounds of fills run once for the one condition that a dict gives
+    # every row (one row, padded to a block of 32 rows), with all P outputs;
+    # the 20 codes of each row (1,000 rows padded to 1,024 by batches of 192
+    # rows) are weighted from the 2 logits of the given column c alone, and
+    # only the picked code of each row is decoded in full.
+    n_params = fitted.net_.module_.likelihood.n_params
+    decoded = _decoded_outputs(fitted, n_samples=1000, given={"c": "a"}, random_state=0)
+    assert decoded == 10 * 32 * n_params + 20 * 1024 * 2 + 1024 * n_params
+    # Two distinct conditions (c, and c with x): two fills, in one block; the
+    # weights need c's 2 logits and the 2 outputs of the block of x and y.
+    given = pd.DataFrame({"c": ["a", "b"] * 32, "x": [0.5, np.nan] * 32})
+    decoded = _decoded_outputs(fitted, given=given, random_state=0)
+    assert decoded == 10 * 32 * n_params + 20 * 64 * 4 + 64 * n_params
+
+
+def test_distinct_rows_treat_gaps_as_equal():
+    encoded = np.array([[1.0, np.nan], [2.0, 0.0], [1.0, np.nan], [np.nan, 0.0]])
+    distinct, inverse = _distinct_rows(encoded)
+    assert_array_equal(distinct[inverse], encoded)  # NaN placed alike
+    assert len(distinct) == 3
+    assert_array_equal(inverse[[0, 2]], inverse[0])
+
+
+def test_weights_from_the_given_outputs_alone_are_the_full_weights(fitted):
+    # Given c (features 2 and 3, a block of its own): its two logits are all
+    # that the log-weights need; the other outputs are left at zero.
+    module = fitted.net_.module_
+    x, eps = torch.rand(5, 6), torch.randn(4, 5, fitted.n_components)
+    mask = torch.zeros(5, 6, dtype=torch.bool)
+    mask[:, 2:4] = True
+    outputs = module.likelihood.params_of(mask.any(dim=0)).nonzero().squeeze(-1)
+    assert outputs.tolist() == [2, 3]
+    with torch.no_grad():
+        full = importance_draws(module, x, eps, mask, True, 0.5)
+        some = importance_draws(module, x, eps, mask, True, 0.5, outputs)
+    torch.testing.assert_close(some.log_w, full.log_w, rtol=1e-6, atol=1e-6)
+    assert torch.equal(some.params[..., [0, 1, 4, 5]], torch.zeros(4, 5, 4))
+
+
+def test_a_dict_is_checked_and_encoded_as_one_row(fitted, monkeypatch):
+    schema = fitted._schema
+    encode, lengths = schema.encode, []
+    monkeypatch.setattr(
+        schema, "encode", lambda table: lengths.append(len(table)) or encode(table)
+    )
+    conditions = read_conditions({"c": "b", "x": 0.5}, 500, schema)
+    assert lengths == [1]
+    assert_array_equal(conditions.encoded, np.repeat(conditions.encoded[:1], 500, 0))
+    assert conditions.table[2].tolist() == ["b"] * 500
+    assert conditions.given.sum(axis=0).tolist() == [500, 0, 500, 0, 0]
