@@ -7,8 +7,12 @@ one-hot block; each comes back to the column's own values and dtype. The
 functions take a column of the schema (``_schema.Column``) and its values.
 """
 
+from functools import cached_property
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
+import torch
 from scipy.interpolate import CubicHermiteSpline
 from scipy.special import ndtr, ndtri
 
@@ -22,6 +26,8 @@ N_QUANTILES = 1000
 # Integer columns with at most this many distinct values are modelled as
 # discretised normal scores (see ``Column.levels``).
 MAX_LEVELS = N_QUANTILES
+# Values per call of ``evaluate_splines`` in ``ColumnTransform.transform``.
+CHUNK = 2**16
 
 
 class ColumnTransform:
@@ -61,7 +67,6 @@ class ColumnTransform:
         self._spline = CubicHermiteSpline(
             self.x_knots, self.s_knots, slopes, extrapolate=False
         )
-        self._slope = self._spline.derivative()
         self._ends = (slopes[0], slopes[-1])
 
     @classmethod
@@ -98,25 +103,30 @@ class ColumnTransform:
         below, above = t < knots[0], t > knots[-1]
         return below, ~(below | above | np.isnan(t)), above
 
+    @cached_property
+    def _table(self):
+        """This column's ``SplineTable``, built on first use."""
+        return spline_table([self])
+
+    def _evaluate(self, x, order):
+        """``evaluate_splines`` of this one column at the values ``x``, in
+        chunks that stay in the CPU's cache (twice as fast as in one go)."""
+        x = np.require(x, np.float64, ["C", "W"])
+        out = np.empty_like(x)
+        column, into = torch.from_numpy(x.reshape(-1, 1)), torch.from_numpy(out)
+        for i in range(0, x.size, CHUNK):
+            chunk = column[i : i + CHUNK]
+            (values,) = evaluate_splines(chunk, self._table, orders=(order,))
+            into.view(-1, 1)[i : i + CHUNK] = values
+        return out
+
     def transform(self, x):
         """Internal values of ``x`` (NaN stays NaN)."""
-        x = np.asarray(x, dtype=np.float64)
-        (x0, xn), (s0, sn) = self.x_knots[[0, -1]], self.s_knots[[0, -1]]
-        below, inside, above = self._pieces(x, self.x_knots)
-        s = np.full(x.shape, np.nan)
-        s[below] = s0 + (x[below] - x0) * self._ends[0]
-        s[above] = sn + (x[above] - xn) * self._ends[1]
-        s[inside] = x[inside] - x0 if self._spline is None else self._spline(x[inside])
-        return s
+        return self._evaluate(x, 0)
 
     def log_slope(self, x):
         """log ds/dx at ``x``: the log-Jacobian of the transform."""
-        x = np.asarray(x, dtype=np.float64)
-        below, inside, above = self._pieces(x, self.x_knots)
-        slope = np.where(below, self._ends[0], self._ends[1])
-        if self._spline is not None:
-            slope[inside] = self._slope(x[inside])
-        return np.log(slope)
+        return np.log(self._evaluate(x, 1))
 
     @property
     def pieces(self):
@@ -184,6 +194,96 @@ class ColumnTransform:
             clip = document.pop("clip")
             document["kind"] = "normal_scores" if clip else "standardize"
         return cls(**document)
+
+
+class SplineTable(NamedTuple):
+    """The ``ColumnTransform`` of several columns as float64 tensors.
+
+    Built by ``spline_table``, read by ``evaluate_splines``. Each column's
+    cubic pieces are padded with pieces that start at +inf to ``width``, a
+    power of two, so that a binary search of fixed steps never leaves them.
+    """
+
+    starts: torch.Tensor  # (n_columns * width,): where each piece starts
+    coefficients: torch.Tensor  # (n_columns * width, 4), as ``pieces``
+    ends: torch.Tensor  # (6, n_columns): x0, xn, s0, sn and the end slopes
+    offsets: torch.Tensor  # (n_columns,): each column's first piece
+
+
+def spline_table(transforms):
+    """The ``SplineTable`` of a sequence of ``ColumnTransform``."""
+    pieces = [t.pieces for t in transforms]
+    n_segments = max(len(breaks) - 1 for breaks, _, _ in pieces)
+    width = 2 ** int(n_segments - 1).bit_length()
+    starts = np.full((len(pieces), width), np.inf)
+    coefficients = np.zeros((len(pieces), width, 4))
+    ends = np.zeros((6, len(pieces)))
+    for i, (t, (breaks, coef, slopes)) in enumerate(zip(transforms, pieces)):
+        starts[i, : len(breaks) - 1] = breaks[:-1]
+        coefficients[i, : len(breaks) - 1] = coef.T
+        ends[:, i] = [breaks[0], breaks[-1], *t.s_knots[[0, -1]], *slopes]
+    return SplineTable(
+        torch.from_numpy(starts.ravel()),
+        torch.from_numpy(coefficients.reshape(-1, 4)),
+        torch.from_numpy(ends),
+        torch.arange(len(pieces), dtype=torch.int64) * width,
+    )
+
+
+def evaluate_splines(x, table, orders=(0, 1)):
+    """Internal values (order 0) and slopes ds/dx (order 1) of ``x``.
+
+    The one evaluation of ``ColumnTransform`` that ``transform``,
+    ``log_slope`` and the ONNX export share: torch operators that
+    ``torch.onnx.export`` can trace, in float64.
+
+    Parameters
+    ----------
+    x : float64 tensor of shape (n_rows, n_columns)
+        Values of the columns of ``table``; NaN gives NaN.
+    table : SplineTable
+    orders : tuple of {0, 1}, default=(0, 1)
+        Which outputs, in this order.
+
+    Returns
+    -------
+    tuple of float64 tensors of the shape of ``x``, one per order. Equal to
+    SciPy's ``PPoly`` (and its ``derivative()``) inside the knots, bit for
+    bit: the same operations in the same order.
+    """
+    segment = _segments(x, table)
+    start = table.starts.index_select(0, segment).reshape(x.shape)
+    c0, c1, c2, c3 = table.coefficients.index_select(0, segment).unbind(-1)
+    c0, c1, c2, c3 = (c.reshape(x.shape) for c in (c0, c1, c2, c3))
+    dx = x - start
+    power = dx * dx
+    x0, xn, s0, sn, e0, e1 = table.ends
+    below, above = x < x0, x > xn
+    out = []
+    for order in orders:
+        if order == 0:  # as PPoly: sum of c[m] dx^(3 - m), from the constant up
+            inside = c3 + c2 * dx + c1 * power + c0 * (power * dx)
+            low, high = s0 + (x - x0) * e0, sn + (x - xn) * e1
+        else:  # as PPoly.derivative(): coefficients 3 c0, 2 c1, c2
+            inside = c2 + (2 * c1) * dx + (3 * c0) * power
+            low, high = e0, e1
+        out.append(torch.where(below, low, torch.where(above, high, inside)))
+    return tuple(out)
+
+
+def _segments(x, table):
+    """Flat index into ``table`` of the piece of each of ``x``: the last one
+    of its column that starts at or below it (SciPy's search), by a binary
+    search of fixed steps (the first piece for NaN and the lower tail)."""
+    width = table.starts.shape[0] // table.offsets.shape[0]
+    segment = table.offsets.expand(x.shape)
+    step = width // 2
+    while step:
+        candidate = (segment + step).reshape(-1)
+        starts = table.starts.index_select(0, candidate).reshape(x.shape)
+        segment = torch.add(segment, starts <= x, alpha=step)
+        step //= 2
+    return segment.reshape(-1)
 
 
 def _monotone_slopes(dx, ds):

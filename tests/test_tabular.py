@@ -17,7 +17,12 @@ from sklearn.model_selection import GridSearchCV, KFold
 
 from skvae import VAEImputer, VAEOutlierDetector, VAETransformer
 from skvae._schema import Column, fit_schema
-from skvae._transforms import ColumnTransform, one_hot
+from skvae._transforms import (
+    ColumnTransform,
+    evaluate_splines,
+    one_hot,
+    spline_table,
+)
 
 
 @pytest.fixture(scope="module")
@@ -592,6 +597,47 @@ def test_a_transform_s_pieces_give_its_values(values):
         np.where(x > breaks[-1], sn + (x - breaks[-1]) * above, inside),
     )
     assert_allclose(transform.transform(x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_the_shared_spline_evaluation_is_scipy_s_ppoly_bit_for_bit():
+    # Columns of 1, 2, 3, 6 and ~60 knots share one padded table; each is
+    # evaluated at its knots, inside, in both tails and at NaN, against
+    # SciPy's PPoly of its pieces (and its derivative) and the linear tails.
+    from scipy.interpolate import PPoly
+
+    rng = np.random.RandomState(0)
+    samples = [[3.0, 3.0], [1.0, 2.0], [0.0, 1.0, 5.0], rng.gamma(2.0, size=30)]
+    transforms = [ColumnTransform.fit(np.asarray(v, dtype=float)) for v in samples]
+    transforms.append(ColumnTransform.fit(rng.lognormal(size=900)))
+    transforms.append(ColumnTransform.fit(rng.normal(size=50), "standardize"))
+    columns, expected_values, expected_slopes = [], [], []
+    for t in transforms:
+        breaks, coefficients, (below, above) = t.pieces
+        x0, xn = breaks[0], breaks[-1]
+        span = xn - x0 + 1.0
+        x = np.concatenate(
+            [
+                np.resize(breaks, 70),  # every knot (at most 70)
+                rng.uniform(x0, xn, 40),
+                x0 - span * rng.exponential(size=20),
+                xn + span * rng.exponential(size=20),
+                [np.nan],
+            ]
+        )
+        spline = PPoly(coefficients, breaks, extrapolate=False)
+        s0, sn = t.s_knots[[0, -1]]
+        values = np.where(x < x0, s0 + (x - x0) * below, spline(x))
+        values = np.where(x > xn, sn + (x - xn) * above, values)
+        slopes = np.where(x < x0, below, spline.derivative()(x))
+        slopes = np.where(x > xn, above, slopes)
+        columns.append(x)
+        expected_values.append(values)
+        expected_slopes.append(slopes)
+    x = torch.from_numpy(np.stack(columns, axis=1))
+    values, slopes = evaluate_splines(x, spline_table(transforms))
+    assert_array_equal(values.numpy(), np.stack(expected_values, axis=1))
+    assert_array_equal(slopes.numpy(), np.stack(expected_slopes, axis=1))
+    assert np.isnan(values.numpy()[np.isnan(x.numpy())]).all()
 
 
 def test_the_schema_says_which_columns_outputs_keep():

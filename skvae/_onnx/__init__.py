@@ -16,7 +16,8 @@ input rows what the estimators' methods do. The package holds, by concern:
   it: gaps (``missing_values``) become zeros and give the observation mask,
   columns with no observed value in ``fit`` are left out, and transformed
   numeric columns go through their ``ColumnTransform`` (the cubic Hermite
-  pieces and linear tails, evaluated in float64 as NumPy does) before the
+  pieces and linear tails, evaluated in float64 by ``evaluate_splines``, the
+  torch function that ``transform`` and ``log_slope`` call) before the
   cast to float32.
 - ``_graphs``: ``EncodeGraph`` (``transform``, the posterior means of the
   encoder), ``ScoreGraph`` and ``ImputeGraph`` (``score_samples`` and the

@@ -4,70 +4,27 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._transforms import SplineTable, evaluate_splines, spline_table
+
 
 class _Splines(nn.Module):
-    """The ``ColumnTransform`` of several columns, on float64 tensors.
-
-    Each column's cubic pieces are padded to the same number of segments. A
-    value's segment is the last one that starts at or below it (SciPy's
-    ``searchsorted(side="right")``), found by a binary search of a fixed
-    number of steps; its piece is then evaluated as SciPy's ``PPoly`` does,
-    or the linear tails beyond the end knots.
-    """
+    """The ``ColumnTransform`` of several columns, on float64 tensors: their
+    ``spline_table`` as buffers, evaluated by ``evaluate_splines`` as
+    ``transform`` and ``log_slope`` do."""
 
     def __init__(self, transforms):
         super().__init__()
-        pieces = [t.pieces for t in transforms]
-        n_segments = max(len(b) - 1 for b, _, _ in pieces)
-        n = len(pieces)
-        # Per column and segment: its start (+inf past the column's last
-        # segment, where the search never goes) and its 4 coefficients.
-        table = np.zeros((n, n_segments, 5))
-        table[:, :, 0] = np.inf
-        ends = np.zeros((6, n))
-        for i, (t, (breaks, coef, slopes)) in enumerate(zip(transforms, pieces)):
-            m = len(breaks) - 1
-            table[i, :m, 0] = breaks[:-1]
-            table[i, :m, 1:] = coef.T
-            (x0, xn), (s0, sn) = t.x_knots[[0, -1]], t.s_knots[[0, -1]]
-            ends[:, i] = [x0, xn, s0, sn, slopes[0], slopes[1]]
-        self.n_segments = n_segments
-        self.steps = [2**p for p in range(int(n_segments - 1).bit_length())][::-1]
-        offsets = np.arange(n, dtype=np.int64) * n_segments
-        self.register_buffer("offsets", torch.from_numpy(offsets))
-        self.register_buffer("starts", torch.from_numpy(table[:, :, 0].ravel()))
-        self.register_buffer("table", torch.from_numpy(table.reshape(-1, 5)))
-        self.register_buffer("ends", torch.from_numpy(ends))
+        table = spline_table(transforms)
+        self.register_buffer("starts", table.starts)
+        self.register_buffer("coefficients", table.coefficients)
+        self.register_buffer("ends", table.ends)
+        self.register_buffer("offsets", table.offsets)
 
     def forward(self, x):
         """Internal values and log-slopes of ``x`` (float64, one column each)."""
-        segment = torch.zeros_like(x, dtype=torch.int64)
-        top = self.n_segments - 1
-        for step in self.steps:
-            # Both bounds, so that the exported Clip omits no input.
-            candidate = torch.clamp(segment + step, 0, top)
-            index = candidate + self.offsets
-            # index_select keeps one copy of the table in the graph, where
-            # indexing would store one per step.
-            starts = self.starts.index_select(0, index.reshape(-1))
-            take = starts.reshape(index.shape) <= x
-            segment = torch.where(take, candidate, segment)
-        start, c0, c1, c2, c3 = self.table[segment + self.offsets].unbind(-1)
-        dx = x - start
-        # As SciPy's PPoly: sum of c[k] dx^(3 - k), from the constant up.
-        inside = c3 + c2 * dx
-        power = dx * dx
-        inside = inside + c1 * power
-        inside = inside + c0 * (power * dx)
-        x0, xn, s0, sn, e0, e1 = self.ends
-        below, above = x < x0, x > xn
-        value = torch.where(
-            below, s0 + (x - x0) * e0, torch.where(above, sn + (x - xn) * e1, inside)
-        )
-        slope = torch.where(
-            below, e0, torch.where(above, e1, c2 + (2 * c1 + 3 * c0 * dx) * dx)
-        )
-        return value, torch.log(slope)
+        table = SplineTable(self.starts, self.coefficients, self.ends, self.offsets)
+        values, slopes = evaluate_splines(x, table)
+        return values, torch.log(slopes)
 
 
 class Prepare(nn.Module):
