@@ -65,6 +65,7 @@ from bench_tables import (  # noqa: E402
     detect_metadata,
     mean_range,
     quality,
+    sdv_synthesizer,
     seed_globals,
 )
 
@@ -151,16 +152,9 @@ def fit_skvae(table, metadata, seed, device, epochs):
 
 def fit_sdv(kind):
     def fit(table, metadata, seed, device, epochs):
-        from sdv import single_table
         from sdv.sampling import Condition
 
-        name = next(iter(metadata.tables))
-        options = {}
-        if kind != "GaussianCopula":
-            options["enable_gpu"] = device.startswith("cuda")
-            if epochs is not None:
-                options["epochs"] = epochs
-        synthesizer = getattr(single_table, f"{kind}Synthesizer")(metadata, **options)
+        synthesizer, name = sdv_synthesizer(kind, metadata, device, epochs)
         seed_globals(seed)
         synthesizer.fit({name: table})
 

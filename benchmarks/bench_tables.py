@@ -181,18 +181,24 @@ def run_skvae(table, metadata, seed, device, epochs, params):
     return vae.sample(len(table), random_state=seed), seconds, vae.n_iter_
 
 
+def sdv_synthesizer(kind, metadata, device, epochs):
+    """SDV's ``{kind}Synthesizer`` on ``metadata`` with its defaults (but
+    ``epochs`` and the device for the neural ones), and the table's name."""
+    from sdv import single_table
+
+    options = {}
+    if kind != "GaussianCopula":
+        options["enable_gpu"] = device.startswith("cuda")
+        if epochs is not None:
+            options["epochs"] = epochs
+    synthesizer = getattr(single_table, f"{kind}Synthesizer")(metadata, **options)
+    return synthesizer, next(iter(metadata.tables))
+
+
 def run_sdv(kind):
     # SDV 2 takes and returns {table name: DataFrame}.
     def run(table, metadata, seed, device, epochs, params):
-        from sdv import single_table
-
-        name = next(iter(metadata.tables))
-        options = {}
-        if kind != "GaussianCopula":
-            options["enable_gpu"] = device.startswith("cuda")
-            if epochs is not None:
-                options["epochs"] = epochs
-        synthesizer = getattr(single_table, f"{kind}Synthesizer")(metadata, **options)
+        synthesizer, name = sdv_synthesizer(kind, metadata, device, epochs)
         seed_globals(seed)
         _, seconds = timed(lambda: synthesizer.fit({name: table}), device)
         synthesizer._set_random_state(seed)
