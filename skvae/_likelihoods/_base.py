@@ -1,0 +1,96 @@
+"""The base class of the observation models and what they all use."""
+
+import abc
+
+import torch
+from torch import nn
+
+
+def _masked_sum(values, mask):
+    """Sum over features of the entries that ``mask`` marks (all if None)."""
+    if mask is not None:
+        # where(), not a product: a masked entry's term may be inf or NaN.
+        values = torch.where(mask, values, 0.0)
+    return values.sum(dim=-1)
+
+
+class Likelihood(nn.Module, abc.ABC):
+    """Base class of the observation models.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of observed features.
+    """
+
+    #: Number of decoder outputs per observed feature.
+    n_params_per_feature = 1
+
+    def __init__(self, n_features):
+        super().__init__()
+        self.n_features = n_features
+
+    @property
+    def n_params(self):
+        """Number of decoder outputs: the width of ``params``."""
+        return self.n_features * self.n_params_per_feature
+
+    @abc.abstractmethod
+    def log_prob_elements(self, x, params):
+        """Log-density of each entry of ``x``, shape ``(batch, n_features)``."""
+
+    def log_kernel_elements(self, x, params):
+        """``log_prob_elements`` up to the terms that no decoder output enters
+        (such as ``lgamma`` of counts): enough for importance weights
+        normalised over draws of the code, where those terms cancel, and
+        written with operators that ONNX has. The log-density itself unless
+        a likelihood has such terms."""
+        return self.log_prob_elements(x, params)
+
+    def log_prob(self, x, params, mask=None):
+        """Log-density of ``x`` summed over features, shape ``(batch,)``.
+
+        Parameters
+        ----------
+        x : Tensor of shape (batch, n_features)
+        params : Tensor of shape (batch, n_features * n_params_per_feature)
+            Decoder output.
+        mask : bool Tensor of shape (batch, n_features) or None
+            Observed entries; the others (missing values) add nothing.
+        """
+        return _masked_sum(self.log_prob_elements(x, params), mask)
+
+    def log_kernel(self, x, params, mask=None):
+        """``log_kernel_elements`` summed as ``log_prob`` sums."""
+        return _masked_sum(self.log_kernel_elements(x, params), mask)
+
+    def params_of(self, features):
+        """The decoder outputs that the log-densities of some entries need.
+
+        Parameters
+        ----------
+        features : bool Tensor of shape (n_features,)
+
+        Returns
+        -------
+        needed : bool Tensor of shape (n_params,)
+            All outputs if any feature is asked for (a block likelihood knows
+            its blocks), none otherwise.
+        """
+        return features.any().expand(self.n_params)
+
+    def negative_log_prob(self, x, params, mask=None):
+        """``-log_prob(x, params, mask)``: the reconstruction term of the loss."""
+        return -self.log_prob(x, params, mask)
+
+    @abc.abstractmethod
+    def mean(self, params):
+        """Mean of the distribution, shape ``(batch, n_features)``."""
+
+    @abc.abstractmethod
+    def sample(self, params, generator=None):
+        """Draw one value per entry, shape ``(batch, n_features)``."""
+
+    @classmethod
+    def check_support(cls, X):
+        """Raise ``ValueError`` if the array ``X`` lies outside the support."""
