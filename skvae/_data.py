@@ -22,6 +22,25 @@ from sklearn.utils import assert_all_finite
 from ._utils import process_group, to_tensor
 
 
+def observed_entries(X, marker=np.nan):
+    """The entries of ``X`` (a NumPy array or a tensor) that are not gaps: not
+    NaN and, for a numeric ``marker``, not equal to it.
+
+    The one rule of what a gap is among numbers, that the estimators and
+    their ONNX graphs share.
+    """
+    observed = X == X  # False at NaN, for arrays and tensors alike
+    if marker is not None and marker == marker:
+        observed = observed & (X != marker)
+    return observed
+
+
+def zero_gaps(x, observed):
+    """``x`` with zeros in its gaps (where not ``observed``): the encoder's
+    input."""
+    return torch.where(observed, x, 0.0)
+
+
 def is_file_backed(X):
     """Whether ``X`` is a memory-mapped float array, to be streamed."""
     return isinstance(X, np.memmap) and X.dtype in (np.float32, np.float64)
@@ -193,8 +212,8 @@ class InMemoryDataset(torch.utils.data.Dataset):
                 x = torch.from_numpy(block.astype(np.float32, copy=False))
         if not self.missing:
             return x, None
-        mask = ~torch.isnan(x)
-        return torch.where(mask, x, 0.0), mask
+        mask = observed_entries(x)
+        return zero_gaps(x, mask), mask
 
 
 def _to(tensor, device):

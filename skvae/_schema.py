@@ -15,7 +15,9 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import torch
 
+from ._decode import decode_numeric, numeric_decoding, restore_numeric
 from ._likelihoods import NORMAL_SCORES, STANDARDIZED_HETEROSCEDASTIC
 from ._scan import (
     AUTO,
@@ -40,7 +42,6 @@ from ._transforms import (
     fit_levels,
     one_hot,
     restore_categories,
-    restore_numeric,
     spread_levels,
     unseen_categories,
 )
@@ -339,7 +340,11 @@ class ColumnSchema:
         """
         if self.identity and not self.dataframe:
             return encoded.astype(self.dtype, copy=False)
-        values = [self._decode_column(c, encoded) for c in self.columns]
+        numeric = self._decode_numeric(encoded)
+        values = [
+            numeric[i] if i in numeric else self._decode_column(c, encoded)
+            for i, c in enumerate(self.columns)
+        ]
         if self.dataframe:
             names = [c.name for c in self.columns]
             return pd.DataFrame(dict(zip(range(len(names)), values))).set_axis(
@@ -349,19 +354,36 @@ class ColumnSchema:
             return np.column_stack([np.asarray(v, dtype=object) for v in values])
         return np.column_stack(values).astype(self.dtype, copy=False)
 
+    def numeric_columns(self):
+        """Positions of the modelled numeric columns: those that
+        ``decode_numeric`` gives back, in order."""
+        return [i for i, c in enumerate(self.columns) if c.width and not c.categorical]
+
+    def numeric_decoding(self):
+        """The ``NumericDecoding`` of the ``numeric_columns``."""
+        columns = [self.columns[i] for i in self.numeric_columns()]
+        return numeric_decoding(columns, self.dtype, self.dataframe)
+
+    def _decode_numeric(self, encoded):
+        """``{position: values}`` of the numeric columns of ``encoded``."""
+        positions = self.numeric_columns()
+        if not positions:
+            return {}
+        starts = [self.columns[i].start for i in positions]
+        s = torch.from_numpy(np.asarray(encoded[:, starts], dtype=np.float64))
+        x = decode_numeric(s, self.numeric_decoding()).numpy()
+        return {
+            i: restore_numeric(x[:, j], self.columns[i], self.dtype)
+            for j, i in enumerate(positions)
+        }
+
     def _decode_column(self, column, encoded):
+        """A categorical column of ``encoded``, or zeros for an empty one."""
         if not column.width:
             return np.zeros(len(encoded))
         block = encoded[:, column.start : column.start + column.width]
-        if column.categorical:
-            codes = np.asarray(block).argmax(axis=1)
-            return restore_categories(codes, column)
-        x = np.asarray(block[:, 0], dtype=np.float64)
-        if column.levels is not None:
-            x = np.asarray(column.levels)[np.searchsorted(column.cuts, x)]
-        elif column.transform is not None:
-            x = column.transform.inverse(x)
-        return restore_numeric(x, column, self.dtype)
+        codes = np.asarray(block).argmax(axis=1)
+        return restore_categories(codes, column)
 
 
 def identity_schema(n_features, likelihood, dtype):

@@ -98,11 +98,6 @@ class ColumnTransform:
         probs = (probs * (n - 1) + 0.5) / n
         return cls(knots, ndtri(probs))
 
-    def _pieces(self, t, knots):
-        """Masks of ``t`` below, inside and above the knots (NaN in none)."""
-        below, above = t < knots[0], t > knots[-1]
-        return below, ~(below | above | np.isnan(t)), above
-
     @cached_property
     def _table(self):
         """This column's ``SplineTable``, built on first use."""
@@ -155,30 +150,12 @@ class ColumnTransform:
     def inverse(self, s):
         """Values in the column's units (clipped to the knots' range if
         ``clip``)."""
-        s = np.asarray(s, dtype=np.float64)
-        (x0, xn), (s0, sn) = self.x_knots[[0, -1]], self.s_knots[[0, -1]]
-        if self.clip:
-            s = np.clip(s, s0, sn)
-        below, inside, above = self._pieces(s, self.s_knots)
-        x = np.full(s.shape, np.nan)
-        x[below] = x0 + (s[below] - s0) / self._ends[0]
-        x[above] = xn + (s[above] - sn) / self._ends[1]
-        if self._spline is None:
-            x[inside] = x0 + s[inside]
-        else:
-            x[inside] = self._solve(s[inside])
-        return x
-
-    def _solve(self, s):
-        """x with spline(x) = s, by bisection within each one's segment."""
-        last = len(self.x_knots) - 2
-        segment = np.clip(np.searchsorted(self.s_knots, s, side="right") - 1, 0, last)
-        low, high = self.x_knots[segment], self.x_knots[segment + 1]
-        for _ in range(60):  # halves the bracket down to float64 resolution
-            middle = 0.5 * (low + high)
-            short = self._spline(middle) < s
-            low, high = np.where(short, middle, low), np.where(short, high, middle)
-        return 0.5 * (low + high)
+        s = np.array(s, dtype=np.float64)
+        column = torch.from_numpy(s.reshape(-1, 1))
+        clip = torch.tensor([self.clip])
+        linear = is_linear([self])
+        x = invert_splines(column, self._table, clip, linear)
+        return x.numpy().reshape(s.shape)
 
     def to_json(self):
         return {
@@ -208,6 +185,8 @@ class SplineTable(NamedTuple):
     coefficients: torch.Tensor  # (n_columns * width, 4), as ``pieces``
     ends: torch.Tensor  # (6, n_columns): x0, xn, s0, sn and the end slopes
     offsets: torch.Tensor  # (n_columns,): each column's first piece
+    stops: torch.Tensor  # (n_columns * width,): where each piece ends
+    values: torch.Tensor  # (n_columns * width,): internal value at each start
 
 
 def spline_table(transforms):
@@ -216,17 +195,21 @@ def spline_table(transforms):
     n_segments = max(len(breaks) - 1 for breaks, _, _ in pieces)
     width = 2 ** int(n_segments - 1).bit_length()
     starts = np.full((len(pieces), width), np.inf)
+    stops, values = np.full_like(starts, np.inf), np.full_like(starts, np.inf)
     coefficients = np.zeros((len(pieces), width, 4))
     ends = np.zeros((6, len(pieces)))
     for i, (t, (breaks, coef, slopes)) in enumerate(zip(transforms, pieces)):
-        starts[i, : len(breaks) - 1] = breaks[:-1]
-        coefficients[i, : len(breaks) - 1] = coef.T
+        n = len(breaks) - 1
+        starts[i, :n], stops[i, :n], values[i, :n] = breaks[:-1], breaks[1:], coef[3]
+        coefficients[i, :n] = coef.T
         ends[:, i] = [breaks[0], breaks[-1], *t.s_knots[[0, -1]], *slopes]
     return SplineTable(
         torch.from_numpy(starts.ravel()),
         torch.from_numpy(coefficients.reshape(-1, 4)),
         torch.from_numpy(ends),
         torch.arange(len(pieces), dtype=torch.int64) * width,
+        torch.from_numpy(stops.ravel()),
+        torch.from_numpy(values.ravel()),
     )
 
 
@@ -251,18 +234,17 @@ def evaluate_splines(x, table, orders=(0, 1)):
     SciPy's ``PPoly`` (and its ``derivative()``) inside the knots, bit for
     bit: the same operations in the same order.
     """
-    segment = _segments(x, table)
-    start = table.starts.index_select(0, segment).reshape(x.shape)
-    c0, c1, c2, c3 = table.coefficients.index_select(0, segment).unbind(-1)
-    c0, c1, c2, c3 = (c.reshape(x.shape) for c in (c0, c1, c2, c3))
+    segment = _segments(x, table.starts, table.offsets)
+    start, coefficients = _piece(table, segment, x.shape)
+    c0, c1, c2, c3 = coefficients
     dx = x - start
     power = dx * dx
     x0, xn, s0, sn, e0, e1 = table.ends
     below, above = x < x0, x > xn
     out = []
     for order in orders:
-        if order == 0:  # as PPoly: sum of c[m] dx^(3 - m), from the constant up
-            inside = c3 + c2 * dx + c1 * power + c0 * (power * dx)
+        if order == 0:
+            inside = _cubic(coefficients, dx)
             low, high = s0 + (x - x0) * e0, sn + (x - xn) * e1
         else:  # as PPoly.derivative(): coefficients 3 c0, 2 c1, c2
             inside = c2 + (2 * c1) * dx + (3 * c0) * power
@@ -271,19 +253,84 @@ def evaluate_splines(x, table, orders=(0, 1)):
     return tuple(out)
 
 
-def _segments(x, table):
-    """Flat index into ``table`` of the piece of each of ``x``: the last one
-    of its column that starts at or below it (SciPy's search), by a binary
-    search of fixed steps (the first piece for NaN and the lower tail)."""
-    width = table.starts.shape[0] // table.offsets.shape[0]
-    segment = table.offsets.expand(x.shape)
+def is_linear(transforms):
+    """Whether every piece of ``transforms`` is linear (a standardisation, or
+    a constant column's shift): then ``invert_splines`` solves in closed form."""
+    return all(not np.any(t.pieces[1][:2]) for t in transforms)
+
+
+def _piece(table, segment, shape):
+    """Start and coefficients ``(c0, c1, c2, c3)`` of the pieces at the flat
+    indices ``segment``, each of ``shape``."""
+    start = table.starts.index_select(0, segment).reshape(shape)
+    coefficients = table.coefficients.index_select(0, segment).unbind(-1)
+    return start, tuple(c.reshape(shape) for c in coefficients)
+
+
+def _cubic(coefficients, dx):
+    """A cubic piece at ``dx`` from its start, as SciPy's ``PPoly``: the sum
+    of ``c[m] dx^(3 - m)``, from the constant up."""
+    c0, c1, c2, c3 = coefficients
+    power = dx * dx
+    return c3 + c2 * dx + c1 * power + c0 * (power * dx)
+
+
+def _segments(x, starts, offsets):
+    """Flat index of the piece of each of ``x``: the last one of its column
+    whose start (in ``starts``, laid out as ``SplineTable.starts``) is at or
+    below it (SciPy's search), by a binary search of fixed steps (the first
+    piece for NaN and the lower tail)."""
+    width = starts.shape[0] // offsets.shape[0]
+    segment = offsets.expand(x.shape)
     step = width // 2
     while step:
         candidate = (segment + step).reshape(-1)
-        starts = table.starts.index_select(0, candidate).reshape(x.shape)
-        segment = torch.add(segment, starts <= x, alpha=step)
+        found = starts.index_select(0, candidate).reshape(x.shape)
+        segment = torch.add(segment, found <= x, alpha=step)
         step //= 2
     return segment.reshape(-1)
+
+
+def invert_splines(s, table, clip, linear=False):
+    """Values ``x`` whose internal values are ``s``: the inverse of
+    ``evaluate_splines`` (order 0), shared by ``ColumnTransform.inverse``,
+    ``ColumnSchema.decode`` and the ONNX imputer graph.
+
+    Parameters
+    ----------
+    s : float64 tensor of shape (n_rows, n_columns)
+        Internal values of the columns of ``table``; NaN gives NaN.
+    table : SplineTable
+    clip : bool tensor of shape (n_columns,)
+        Columns whose ``s`` is first clipped to the knots' range.
+    linear : bool, default=False
+        Whether every piece is linear (``is_linear``), solved in closed form.
+
+    Returns
+    -------
+    float64 tensor of the shape of ``s``: linear beyond the end knots, and
+    inside them the root of the cubic piece that holds ``s``: by 60
+    bisections (down to float64 resolution) of that piece, or in closed form
+    if ``linear``.
+    """
+    x0, xn, s0, sn, e0, e1 = table.ends
+    s = torch.where(clip, torch.minimum(torch.maximum(s, s0), sn), s)
+    segment = _segments(s, table.values, table.offsets)
+    start, coefficients = _piece(table, segment, s.shape)
+    if linear:
+        _, _, c2, c3 = coefficients
+        inside = start + (s - c3) / c2
+    else:
+        low, high = start, table.stops.index_select(0, segment).reshape(s.shape)
+        for _ in range(60):
+            middle = 0.5 * (low + high)
+            short = _cubic(coefficients, middle - start) < s
+            low = torch.where(short, middle, low)
+            high = torch.where(short, high, middle)
+        inside = 0.5 * (low + high)
+    x = torch.where(s < s0, x0 + (s - s0) / e0, inside)
+    x = torch.where(s > sn, xn + (s - sn) / e1, x)
+    return torch.where(torch.isnan(s), s, x)
 
 
 def _monotone_slopes(dx, ds):
@@ -401,17 +448,3 @@ def restore_categories(codes, column):
         # A Series: pandas would infer its string dtype for an array of str.
         return pd.Series(values, dtype=object)
     return pd.array(values, dtype=pd.api.types.pandas_dtype(column.dtype))
-
-
-def restore_numeric(x, column, float_dtype):
-    dtype = pd.api.types.pandas_dtype(column.dtype)
-    if pd.api.types.is_integer_dtype(dtype):
-        x = np.clip(np.rint(x), column.low, column.high)
-        return pd.array(x.astype(np.int64), dtype=dtype)
-    if column.decimals is not None:
-        x = np.clip(np.round(x, column.decimals), column.low, column.high)
-    if pd.api.types.is_float_dtype(dtype) and isinstance(dtype, np.dtype):
-        return x.astype(dtype)
-    if isinstance(dtype, np.dtype):
-        return x.astype(float_dtype)
-    return pd.array(x, dtype=dtype)

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.utils.validation import validate_data
 
-from ._data import is_file_backed
+from ._data import is_file_backed, observed_entries
 from ._scan import CATEGORICAL, is_numeric
 from ._utils import plain
 
@@ -140,7 +140,7 @@ def mark_missing(X, marker):
                 "implicit zeros would all be missing; use a dense array."
             )
         X = X.copy()
-        X.data[X.data == marker] = np.nan
+        X.data = np.where(observed_entries(X.data, marker), X.data, np.nan)
         return X
     if isinstance(X, pd.DataFrame):
         X = X.copy()
@@ -148,7 +148,7 @@ def mark_missing(X, marker):
             if is_numeric(dtype):
                 X.isetitem(i, _with_gaps(X.iloc[:, i], marker))
         return X
-    return np.where(X == marker, np.nan, X).astype(X.dtype, copy=False)
+    return np.where(observed_entries(X, marker), X, np.nan).astype(X.dtype, copy=False)
 
 
 def _with_gaps(values, marker):

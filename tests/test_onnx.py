@@ -319,6 +319,30 @@ def test_imputer_fitted_on_a_dataframe():
     assert_close(filled[~gaps], X[~gaps], rtol=0, atol=0)
 
 
+def test_imputer_with_normal_scores_decodes_levels_and_splines_in_the_graph():
+    # The graph inverts the columns' maps with decode_numeric, as transform
+    # does: here the cubic normal-score maps and the levels of an integer
+    # column, which VAEImputer's standardised columns do not use.
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "rooms": pd.array(rng.integers(1, 6, size=200), dtype="Int64"),
+            "price": rng.lognormal(size=200),
+        }
+    )
+    gaps = rng.random(frame.shape) < 0.2
+    frame = frame.mask(gaps)
+    imputer = VAEImputer(n_impute_samples=10, max_epochs=3, random_state=0)
+    imputer._numeric_transform = "normal_scores"
+    imputer.fit(frame)
+    X = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+    (filled,) = run(to_onnx(imputer, X[:1]), X)
+    expected = imputer.transform(frame).to_numpy(dtype=np.float64)
+    assert set(filled[gaps[:, 0], 0]) <= set(range(1, 6))
+    assert_close(filled, expected, rtol=1e-4)
+
+
 def test_imputer_missing_marker_and_counts():
     rng = np.random.default_rng(0)
     X = rng.poisson(3.0, size=(300, 4)).astype(float)

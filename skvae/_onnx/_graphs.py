@@ -5,8 +5,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._data import observed_entries
+from .._decode import decode_numeric
 from .._importance import importance_draws, marginal_of_draws, posterior_mean
 from ._draws import ndtri
+from ._prepare import Tensors
 
 
 class EncodeGraph(nn.Module):
@@ -66,56 +69,15 @@ class ScoreGraph(_Draws):
 
 class ImputeGraph(_Draws):
     """``VAEImputer.transform``: the posterior means (``posterior_mean``)
-    decoded to the columns' units, in the gaps of the input."""
+    decoded to the columns' units by ``decode_numeric``, in the gaps of the
+    input."""
 
     def __init__(self, plan):
         super().__init__(plan)
         schema = plan.schema
         self.dtype = plan.dtype
-        columns = schema.columns
-        kept = np.flatnonzero(schema.kept()).tolist()
-        # Back to the columns' units: x = offset + scale * s per column, then
-        # rounding for integer columns of a DataFrame.
-        offset, scale = _linear_inverses([columns[i].transform for i in kept])
-        self.register_buffer("offset", torch.from_numpy(offset))
-        self.register_buffer("scale", torch.from_numpy(scale))
-        self._register_rounding(schema, kept)
-        self.schema_single = not schema.dataframe and schema.dtype == np.float32
-        self._register_layout(plan, kept)
-
-    def _register_rounding(self, schema, kept):
-        """Buffers of the columns rounded to integers, to decimals, or to
-        float32, as ``schema.decode`` gives them back."""
-        columns = schema.columns
-        rounded, low, high = [], [], []
-        single = []
-        # Float columns recorded to few decimals: rounded to them (scaled by
-        # 10**decimals, as NumPy's round) and clipped to the range of fit.
-        tenths, scales, tenth_low, tenth_high = [], [], [], []
-        for j, i in enumerate(kept):
-            kind = _restored_kind(columns[i], schema)
-            if kind == "int":
-                rounded.append(j)
-                low.append(columns[i].low)
-                high.append(columns[i].high)
-                continue
-            if columns[i].decimals is not None:
-                tenths.append(j)
-                scales.append(10.0 ** columns[i].decimals)
-                tenth_low.append(columns[i].low)
-                tenth_high.append(columns[i].high)
-            if kind == "float32":
-                single.append(j)
-        self.register_buffer("rounded", torch.tensor(rounded, dtype=torch.int64))
-        self.register_buffer("low", torch.tensor(low, dtype=torch.float64))
-        self.register_buffer("high", torch.tensor(high, dtype=torch.float64))
-        self.register_buffer("single", torch.tensor(single, dtype=torch.int64))
-        self.register_buffer("tenths", torch.tensor(tenths, dtype=torch.int64))
-        self.register_buffer("powers", torch.tensor(scales, dtype=torch.float64))
-        self.register_buffer("tenth_low", torch.tensor(tenth_low, dtype=torch.float64))
-        self.register_buffer(
-            "tenth_high", torch.tensor(tenth_high, dtype=torch.float64)
-        )
+        self.decoding = Tensors(schema.numeric_decoding())
+        self._register_layout(plan, schema.numeric_columns())
 
     def _register_layout(self, plan, kept):
         """Buffers that place the kept columns among the output's columns."""
@@ -138,32 +100,10 @@ class ImputeGraph(_Draws):
     def forward(self, X, x, observed, uniform):
         eps, mask = self.inputs(x, observed, uniform)
         fills = posterior_mean(self.module, x, eps, mask)
-        decoded = self.offset + self.scale * fills.to(torch.float64)
-        if len(self.rounded):
-            values = decoded.index_select(1, self.rounded)
-            values = torch.minimum(
-                torch.maximum(torch.round(values), self.low), self.high
-            )
-            decoded = decoded.index_copy(1, self.rounded, values)
-        if len(self.tenths):
-            values = decoded.index_select(1, self.tenths)
-            values = torch.round(values * self.powers) / self.powers
-            values = torch.minimum(
-                torch.maximum(values, self.tenth_low), self.tenth_high
-            )
-            decoded = decoded.index_copy(1, self.tenths, values)
-        if len(self.single):
-            values = decoded.index_select(1, self.single)
-            values = values.to(torch.float32).to(torch.float64)
-            decoded = decoded.index_copy(1, self.single, values)
-        if self.schema_single:
-            decoded = decoded.to(torch.float32).to(torch.float64)
+        decoded = decode_numeric(fills.to(torch.float64), self.decoding.table())
         padded = torch.cat([decoded, torch.zeros_like(decoded[:, :1])], dim=1)
         full = padded.index_select(1, self.where).to(X.dtype)
-        missing = torch.isnan(X)
-        marker = self.missing_marker
-        if not np.isnan(marker):
-            missing = missing | (X == marker)
+        missing = ~observed_entries(X, self.missing_marker)
         out = torch.where(missing, full, X)
         out = torch.where(self.empty, torch.zeros_like(out), out)
         if self.drop:
@@ -172,35 +112,3 @@ class ImputeGraph(_Draws):
             flags = missing.index_select(1, self.features).to(X.dtype)
             out = torch.cat([out, flags], dim=1)
         return out
-
-
-def _linear_inverses(transforms):
-    """``(offset, scale)`` per column: the inverse of each ``ColumnTransform``
-    (None: identity) in its linear part, as ``x = offset + scale * s``."""
-    offset = np.zeros(len(transforms))
-    scale = np.ones(len(transforms))
-    for j, t in enumerate(transforms):
-        if t is None:
-            continue
-        if len(t.x_knots) == 1:  # a constant column: a shift
-            offset[j], scale[j] = t.x_knots[0] - t.s_knots[0], 1.0
-        else:
-            slope = t.pieces[2][0]
-            offset[j] = t.x_knots[0] - t.s_knots[0] / slope
-            scale[j] = 1.0 / slope
-    return offset, scale
-
-
-def _restored_kind(column, schema):
-    """How ``schema.decode`` gives a numeric column back: "int" (rounded
-    into the range of ``fit``), "float32" or "float64"."""
-    if not schema.dataframe:
-        return "float64"
-    import pandas as pd
-
-    dtype = pd.api.types.pandas_dtype(column.dtype)
-    if pd.api.types.is_integer_dtype(dtype):
-        return "int"
-    if dtype == np.float32:
-        return "float32"
-    return "float64"

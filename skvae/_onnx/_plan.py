@@ -60,7 +60,7 @@ class Plan:
         if score:
             _check_scored(name, self.module)
         if impute:
-            _check_imputable(name, model, schema)
+            _check_imputable(name, model)
         n_features = schema.n_features
         if score or impute:
             if n_features > 2**21:
@@ -113,8 +113,8 @@ def _check_scored(name, module):
         )
 
 
-def _check_imputable(name, model, schema):
-    """Refuse random fills and column transforms the graphs cannot invert."""
+def _check_imputable(name, model):
+    """Refuse random fills, which the graphs cannot reproduce."""
     if model.sample_posterior:
         raise ExportError(
             "VAEImputer(sample_posterior=True) cannot be exported: its "
@@ -123,14 +123,6 @@ def _check_imputable(name, model, schema):
             "sample_posterior=False (the expected values), for example "
             "imputer.set_params(sample_posterior=False)."
         )
-    for column in schema.columns:
-        transform = column.transform
-        if transform is not None and len(transform.x_knots) > 2:
-            raise ExportError(
-                f"Column {column.name!r} of {name} has a normal-score "
-                "transform, whose inverse the ONNX export does not "
-                "support; VAEImputer's own columns are standardised."
-            )
 
 
 def _likelihood_name(part):

@@ -4,7 +4,28 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._transforms import SplineTable, evaluate_splines, spline_table
+from .._data import observed_entries, zero_gaps
+from .._transforms import evaluate_splines, spline_table
+
+
+class Tensors(nn.Module):
+    """A named tuple of tensors (nested ones too) held as buffers, so that
+    they are exported with the module; ``table()`` gives the tuple back."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.cls = type(table)
+        for name, value in zip(table._fields, table):
+            if isinstance(value, torch.Tensor):
+                self.register_buffer(name, value)
+            elif isinstance(value, tuple):
+                setattr(self, name, Tensors(value))
+            else:
+                setattr(self, name, value)
+
+    def table(self):
+        values = [getattr(self, name) for name in self.cls._fields]
+        return self.cls(*(v.table() if isinstance(v, Tensors) else v for v in values))
 
 
 class _Splines(nn.Module):
@@ -14,16 +35,11 @@ class _Splines(nn.Module):
 
     def __init__(self, transforms):
         super().__init__()
-        table = spline_table(transforms)
-        self.register_buffer("starts", table.starts)
-        self.register_buffer("coefficients", table.coefficients)
-        self.register_buffer("ends", table.ends)
-        self.register_buffer("offsets", table.offsets)
+        self.tensors = Tensors(spline_table(transforms))
 
     def forward(self, x):
         """Internal values and log-slopes of ``x`` (float64, one column each)."""
-        table = SplineTable(self.starts, self.coefficients, self.ends, self.offsets)
-        values, slopes = evaluate_splines(x, table)
+        values, slopes = evaluate_splines(x, self.tensors.table())
         return values, torch.log(slopes)
 
 
@@ -56,15 +72,12 @@ class Prepare(nn.Module):
                 order[j] = len(kept) + k
             self.register_buffer("positions", torch.tensor(positions))
             self.register_buffer("order", torch.tensor(order))
-        marker = plan.model.missing_values
-        self.missing = marker is not None
-        self.marker = None if marker is None or np.isnan(marker) else float(marker)
+        self.marker = plan.model.missing_values
+        self.missing = self.marker is not None
 
     def forward(self, X):
         if self.missing:
-            observed = ~torch.isnan(X)
-            if self.marker is not None:
-                observed = observed & (X != self.marker)
+            observed = observed_entries(X, self.marker)
         else:
             observed = torch.ones_like(X, dtype=torch.bool)
         if self.drop:
@@ -80,5 +93,5 @@ class Prepare(nn.Module):
                 log_slope = torch.where(seen, slopes, 0.0).sum(dim=1)
         x = X.to(torch.float32)
         if self.missing:
-            x = torch.where(observed, x, 0.0)
+            x = zero_gaps(x, observed)
         return x, observed, log_slope
