@@ -48,7 +48,7 @@ def restored_dtype(column, float_dtype):
 
 
 def numeric_decoding(columns, float_dtype, dataframe=True):
-    """The ``NumericDecoding`` of numeric ``columns`` (``_schema.Column``),
+    """The ``NumericDecoding`` of numeric ``columns`` (``_column.Column``),
     given back in ``float_dtype`` where their dtype is not a float or an
     integer one, and always without ``dataframe`` (an array's columns)."""
     k = len(columns)

@@ -4,7 +4,7 @@ A numeric column goes to the internal scale through a ``ColumnTransform``
 (normal scores or standardisation), an integer column with levels is spread
 over its levels' intervals in training, and a categorical column becomes a
 one-hot block; each comes back to the column's own values and dtype. The
-functions take a column of the schema (``_schema.Column``) and its values.
+functions take a column of the schema (``_column.Column``) and its values.
 """
 
 from functools import cached_property

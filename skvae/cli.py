@@ -226,6 +226,13 @@ def _parser():
         "'skvae embed' on your own table.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_demo(commands)
+    _add_embed(commands)
+    return parser
+
+
+def _add_demo(commands):
+    """The ``demo`` command: the README's first command."""
     demo = commands.add_parser(
         "demo",
         help="fit the default VAE on scikit-learn's digits, print scores, write PNGs",
@@ -246,6 +253,9 @@ def _parser():
     )
     demo.set_defaults(func=run_demo)
 
+
+def _add_embed(commands):
+    """The ``embed`` command: a VAE on the user's own table."""
     embed = commands.add_parser(
         "embed",
         help="fit a VAE on your own table (CSV or .npy) and write its latent codes",
@@ -288,7 +298,6 @@ def _parser():
     embed.add_argument("--seed", type=int, default=0, help="random_state")
     embed.add_argument("--verbose", type=int, default=0, help="1 prints progress")
     embed.set_defaults(func=run_embed)
-    return parser
 
 
 def main(argv=None):

@@ -13,7 +13,7 @@ PACKAGE = ROOT / "skvae"
 LAYERS = [
     {"_utils", "_threads", "_sizing", "_version"},
     {"_modules", "_likelihoods", "_losses", "_data"},
-    {"_transforms", "_decode", "_scan", "_schema", "_net", "_callbacks"}
+    {"_transforms", "_decode", "_column", "_scan", "_schema", "_net", "_callbacks"}
     | {"_importance"}
     | {"_conditional", "_missingness"},
     {"_persistence", "_onnx"},
