@@ -76,7 +76,8 @@ def read_conditions(given, n_samples, schema):
     full = pd.DataFrame(
         {i: table[i] if i in table else _nothing(n_rows) for i in range(len(names))}
     )
-    conditions = Conditions(full, full.notna().to_numpy(), schema.encode(full))
+    encoded = schema.encode(full, only=set(table.columns))
+    conditions = Conditions(full, full.notna().to_numpy(), encoded)
     if isinstance(given, dict):  # one row, the same for every sample
         conditions = Conditions(*(_repeated(part, n_samples) for part in conditions))
     return conditions

@@ -124,7 +124,7 @@ class ColumnSchema:
         return cls(columns, document["dataframe"], document["dtype"])
 
     # ------------------------------------------------------------- encode
-    def encode(self, X, allow_missing=True, rng=None, unseen="missing"):
+    def encode(self, X, allow_missing=True, rng=None, unseen="missing", only=None):
         """The encoded float matrix of validated ``X`` (a DataFrame, or a
         numeric array, sparse matrix or memmap returned as is when the
         schema is the identity). Gaps become NaN; with ``allow_missing=False``
@@ -133,12 +133,15 @@ class ColumnSchema:
         NaN too (the encoder sees it as a gap; ``unseen_terms`` scores it),
         or is an error with ``unseen="raise"`` (for training data). With
         ``rng`` (a NumPy Generator; for training data), integer columns with
-        ``levels`` are spread over their intervals."""
+        ``levels`` are spread over their intervals. With ``only`` (positions
+        of columns), the other columns' features are left NaN, unread."""
         if self.identity and not isinstance(X, pd.DataFrame):
             return X
         out = np.empty((X.shape[0], self.n_features), dtype=self.dtype)
+        if only is not None:
+            out[:] = np.nan
         for i, column in enumerate(self.columns):
-            if not column.width:
+            if not column.width or (only is not None and i not in only):
                 continue
             values = column_values(X, i)
             block = out[:, column.start : column.start + column.width]

@@ -218,11 +218,17 @@ def test_weights_from_the_given_outputs_alone_are_the_full_weights(fitted):
 def test_a_dict_is_checked_and_encoded_as_one_row(fitted, monkeypatch):
     schema = fitted._schema
     encode, lengths = schema.encode, []
-    monkeypatch.setattr(
-        schema, "encode", lambda table: lengths.append(len(table)) or encode(table)
-    )
+    read = []
+
+    def counted(table, **kwargs):
+        lengths.append(len(table))
+        read.append(kwargs.get("only"))
+        return encode(table, **kwargs)
+
+    monkeypatch.setattr(schema, "encode", counted)
     conditions = read_conditions({"c": "b", "x": 0.5}, 500, schema)
     assert lengths == [1]
+    assert read == [{0, 2}]  # the given columns alone are encoded
     assert_array_equal(conditions.encoded, np.repeat(conditions.encoded[:1], 500, 0))
     assert conditions.table[2].tolist() == ["b"] * 500
     assert conditions.given.sum(axis=0).tolist() == [500, 0, 500, 0, 0]
