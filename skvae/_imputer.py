@@ -6,13 +6,28 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import torch
 from sklearn.base import TransformerMixin, _fit_context
 from sklearn.impute import MissingIndicator
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._base import _BaseVAE
+from ._data import InMemoryDataset, as_rows
 from ._docstrings import fill_doc
+from ._donors import (
+    CHOICE_DRAWS,
+    CHOICE_ROWS,
+    HIDDEN_SHARE,
+    NEIGHBOURS,
+    POOL_ROWS,
+    blend_rows,
+    choose,
+    completed_draw,
+    completed_mean,
+    draw_donors,
+    make_pool,
+)
 from ._importance import posterior_mean, posterior_sample
 from ._utils import draw_seed, seeded_generator, to_numpy
 
@@ -146,6 +161,11 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         "sample_posterior": ["boolean"],
         "n_train_samples": [Interval(Integral, 1, None, closed="left")],
         "n_impute_samples": [Interval(Integral, 1, None, closed="left")],
+        "n_neighbors": [
+            StrOptions({"auto"}),
+            Interval(Integral, 0, None, closed="left"),
+            None,
+        ],
     }
     _shared_parameters = tuple(
         name
@@ -166,7 +186,13 @@ class VAEImputer(TransformerMixin, _BaseVAE):
     # The ONNX graph of skvae.to_onnx: transform, the filled matrix.
     _onnx_graph = "imputer"
     _allow_empty = True
-    _saved_attributes = (*_BaseVAE._saved_attributes, "_indicator_features")
+    _saved_attributes = (
+        *_BaseVAE._saved_attributes,
+        "_indicator_features",
+        "_donor_choice",
+        "_donor_keys",
+        "_donor_values",
+    )
 
     def __init__(
         self,
@@ -177,6 +203,7 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         sample_posterior=False,
         n_train_samples=10,
         n_impute_samples=1000,
+        n_neighbors="auto",
         n_components=10,
         hidden_layer_sizes=(64, 64),
         activation="elu",
@@ -204,6 +231,7 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         self.sample_posterior = sample_posterior
         self.n_train_samples = n_train_samples
         self.n_impute_samples = n_impute_samples
+        self.n_neighbors = n_neighbors
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -249,12 +277,65 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         if sp.issparse(X):
             raise TypeError("VAEImputer does not take sparse input; pass dense data.")
         self._fit(X)
+        X = self._check_input(X, reset=False)
         self._indicator_features = None
         if self.add_indicator:
-            missing = self._missing_mask(self._check_input(X, reset=False))
+            missing = self._missing_mask(X)
             self._indicator_features = np.flatnonzero(missing.any(axis=0)).tolist()
+        self._fit_donors(X)
         self._after_load()
         return self
+
+    def _fit_donors(self, X):
+        """Keep training rows as donors and choose, per column, how many of
+        them fill a gap and with what weight (see ``_donors``): entries of
+        ``CHOICE_ROWS`` rows are hidden and filled both ways."""
+        n_columns = len(self._schema.columns)
+        self._donor_choice = self._donor_keys = self._donor_values = None
+        if not self.n_neighbors:
+            return
+        rng = np.random.default_rng(self._score_seed)
+        pool = np.arange(X.shape[0])
+        if len(pool) > POOL_ROWS:
+            pool = np.sort(rng.choice(len(pool), POOL_ROWS, replace=False))
+        rows = X.iloc[pool] if isinstance(X, pd.DataFrame) else X[pool]
+        encoded = np.asarray(self._schema.encode(rows), dtype=np.float64)
+        keys = self._completed(encoded)
+        # Rows drawn again (with other entries hidden) in pools under
+        # CHOICE_ROWS: enough hidden entries per column to choose from.
+        chosen = rng.choice(len(pool), CHOICE_ROWS, replace=len(pool) < CHOICE_ROWS)
+        columns = self._schema_columns_of_entries()
+        hidden = _hidden_entries(encoded[chosen], columns, n_columns, rng)
+        masked = np.where(hidden, np.nan, encoded[chosen])
+        fills = self._completed(masked)
+        grid = NEIGHBOURS if self.n_neighbors == "auto" else (self.n_neighbors,)
+        n_neighbors, weights = choose(
+            np.where(hidden, encoded[chosen], np.nan),
+            fills,
+            fills,
+            keys,
+            encoded,
+            chosen,
+            columns,
+            n_columns,
+            grid,
+        )
+        if weights.any():
+            # Plain lists, as save() stores them.
+            self._donor_choice = [n_neighbors.tolist(), weights.tolist()]
+            self._donor_keys = keys.astype(np.float32).tolist()
+            self._donor_values = encoded.astype(np.float32).tolist()
+
+    def _completed(self, encoded):
+        """Encoded rows (NaN in gaps) with their gaps filled by the model."""
+        n_draws = min(self.n_impute_samples, CHOICE_DRAWS)
+        fills = self._importance_sampled(posterior_mean, _rows(encoded), n_draws)
+        return np.where(np.isnan(encoded), fills.numpy(), encoded)
+
+    def _schema_columns_of_entries(self):
+        """The input column of each encoded entry."""
+        widths = [column.width for column in self._schema.columns]
+        return np.repeat(np.arange(len(widths)), widths)
 
     @property
     def _score_draws(self):
@@ -266,10 +347,28 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         # The features of the missing indicator (None without one).
         indicator = self.indicator_
         state["indicator_features"] = None if indicator is None else indicator.features_
+        # The donors of the fills (None when the model alone fills).
+        state["donors"] = self._donor_pool
         return state
 
     def _after_load(self):
-        """Build ``indicator_`` from the features that had gaps in ``fit``."""
+        """Build ``indicator_`` from the features that had gaps in ``fit``,
+        and the donors (none in files saved before they existed)."""
+        self._donor_pool = None
+        self.n_neighbors_ = np.zeros(self.n_features_in_, dtype=np.int64)
+        self.donor_weights_ = np.zeros(self.n_features_in_)
+        if getattr(self, "_donor_choice", None) is None:
+            self._donor_choice = self._donor_keys = self._donor_values = None
+        else:
+            self.n_neighbors_[:] = self._donor_choice[0]
+            self.donor_weights_[:] = self._donor_choice[1]
+            self._donor_pool = make_pool(
+                np.asarray(self._donor_keys, dtype=np.float32),
+                np.asarray(self._donor_values, dtype=np.float64),
+                self.n_neighbors_,
+                self.donor_weights_,
+                [column.width for column in self._schema.columns],
+            )
         self.indicator_ = None
         if self._indicator_features is not None:
             gaps = np.zeros((1, self.n_features_in_), dtype=bool)
@@ -325,13 +424,27 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         return np.hstack([filled, indicator.astype(filled.dtype)])
 
     def _fills(self, dataset):
-        """Encoded values for every entry: posterior means, or a draw."""
-        fn, kwargs = posterior_mean, {}
+        """Encoded values for every entry: posterior means, or a draw, with
+        the donors' values blended in or drawn (``_donors``)."""
+        pool, n_draws = self._donor_pool, self.n_impute_samples
         if self.sample_posterior:
             # On the net's device, where the draws are made.
             generator = seeded_generator(draw_seed(self._rng), self.net_.device)
-            fn, kwargs = posterior_sample, {"generator": generator}
-        fills = self._importance_sampled(fn, dataset, self.n_impute_samples, **kwargs)
+            if pool is None:
+                fills = self._importance_sampled(
+                    posterior_sample, dataset, n_draws, generator=generator
+                )
+            else:
+                fills = self._importance_sampled(
+                    completed_draw, dataset, n_draws, generator=generator
+                )
+                picks = seeded_generator(draw_seed(self._rng), "cpu")
+                columns = torch.as_tensor(self._schema_columns_of_entries())
+                fills = draw_donors(fills, fills, pool, columns, picks)
+        else:
+            fills = self._importance_sampled(completed_mean, dataset, n_draws)
+            if pool is not None:
+                fills = blend_rows(fills, fills, pool)
         return self._schema.decode(to_numpy(fills, np.float64))
 
     def _fill(self, X, missing, decoded, dtypes=None):
@@ -413,6 +526,24 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def _rows(encoded):
+    """The dataset of encoded rows with gaps (NaN)."""
+    return InMemoryDataset(as_rows(encoded.astype(np.float32)), missing=True)
+
+
+def _hidden_entries(encoded, columns, n_columns, rng):
+    """A mask of the encoded entries to hide: each observed column of each
+    row with probability ``HIDDEN_SHARE``, rows keeping one observed column."""
+    first = np.searchsorted(columns, np.arange(n_columns))
+    observed = np.zeros((len(encoded), n_columns), dtype=bool)
+    widths = np.bincount(columns, minlength=n_columns)
+    has = widths > 0
+    observed[:, has] = ~np.isnan(encoded[:, first[has]])
+    hide = observed & (rng.random(observed.shape) < HIDDEN_SHARE)
+    hide[(hide == observed).all(axis=1)] = False
+    return hide[:, columns]
 
 
 def _empty_column(series, dtype):

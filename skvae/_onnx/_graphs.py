@@ -5,6 +5,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._donors import DonorPool, blend, completed, n_candidates
 from .._importance import importance_draws, marginal_of_draws, posterior_mean
 from ._draws import ndtri
 
@@ -82,6 +83,20 @@ class ImputeGraph(_Draws):
         self._register_rounding(schema, kept)
         self.schema_single = not schema.dataframe and schema.dtype == np.float32
         self._register_layout(plan, kept)
+        self._register_donors(plan.donors)
+
+    def _register_donors(self, pool):
+        """The donors of ``blend`` as buffers (none when the model alone fills)."""
+        self.n_candidates = None if pool is None else n_candidates(pool)
+        for name, value in () if pool is None else pool._asdict().items():
+            self.register_buffer(f"donor_{name}", value)
+
+    def _blended(self, fills, x, mask):
+        """``fills`` with the donors blended in, as ``transform`` does."""
+        if self.n_candidates is None:
+            return fills
+        pool = DonorPool(*(getattr(self, f"donor_{n}") for n in DonorPool._fields))
+        return blend(fills, completed(x, mask, fills), pool, self.n_candidates)
 
     def _register_rounding(self, schema, kept):
         """Buffers of the columns rounded to integers, to decimals, or to
@@ -138,6 +153,7 @@ class ImputeGraph(_Draws):
     def forward(self, X, x, observed, uniform):
         eps, mask = self.inputs(x, observed, uniform)
         fills = posterior_mean(self.module, x, eps, mask)
+        fills = self._blended(fills, x, mask)
         decoded = self.offset + self.scale * fills.to(torch.float64)
         if len(self.rounded):
             values = decoded.index_select(1, self.rounded)
