@@ -51,18 +51,34 @@ class DonorPool(NamedTuple):
     weight: torch.Tensor  # (n_encoded,): w of each entry's column
 
 
-def make_pool(keys, encoded, n_neighbors, weights, widths):
-    """A ``DonorPool`` from the pool's completed and encoded rows (NaN in gaps),
-    with the per-column ``n_neighbors`` and ``weights`` spread over each
-    column's ``widths`` encoded entries."""
-    observed = ~np.isnan(encoded)
-    return DonorPool(
+POOL_FIELDS = ("keys", "values", "observed", "n_neighbors", "weight")
+
+
+def make_pool(choice, keys, values, widths):
+    """The fitted donors from their saved parts: ``choice`` (the lists of
+    ``n_neighbors`` and weights per column, or None without donors), the
+    pool's completed rows ``keys`` and encoded ``values`` (NaN in gaps).
+
+    Returns
+    -------
+    n_neighbors : ndarray of int64, weights : ndarray
+        Per column (zeros without donors).
+    pool : DonorPool or None
+        With the choice spread over each column's ``widths`` entries.
+    """
+    if choice is None:
+        return np.zeros(len(widths), np.int64), np.zeros(len(widths)), None
+    n_neighbors, weights = np.asarray(choice[0], np.int64), np.asarray(choice[1])
+    values = np.asarray(values, dtype=np.float32)
+    observed = ~np.isnan(values)
+    pool = DonorPool(
         torch.as_tensor(np.asarray(keys, np.float32)),
-        torch.as_tensor(np.where(observed, encoded, 0.0).astype(np.float32)),
+        torch.as_tensor(np.where(observed, values, 0.0)),
         torch.as_tensor(observed.astype(np.float32)),
-        torch.as_tensor(np.repeat(np.asarray(n_neighbors, np.int64), widths)),
-        torch.as_tensor(np.repeat(np.asarray(weights, np.float32), widths)),
+        torch.as_tensor(np.repeat(n_neighbors, widths)),
+        torch.as_tensor(np.repeat(weights.astype(np.float32), widths)),
     )
+    return n_neighbors, weights, pool
 
 
 def nearest(keys, pool_keys, n, exclude=None):
@@ -180,9 +196,60 @@ def _swapped(samples, index, pool, columns, generator):
     return torch.where(take, donor.to(samples.dtype), samples)
 
 
-def choose(
-    truth, fills, keys, pool_keys, pool_values, exclude, columns, n_columns, grid
-):
+def pool_rows(n_rows, rng):
+    """The training rows kept as donors: all, or ``POOL_ROWS`` of them."""
+    if n_rows <= POOL_ROWS:
+        return np.arange(n_rows)
+    return np.sort(rng.choice(n_rows, POOL_ROWS, replace=False))
+
+
+def fit_donors(encoded, complete, columns, n_columns, grid, rng):
+    """Hide entries of ``CHOICE_ROWS`` rows of the pool and ``choose``.
+
+    Parameters
+    ----------
+    encoded : ndarray of shape (n_pool, n_encoded)
+        The pool's encoded rows, NaN in gaps.
+    complete : callable
+        Encoded rows with gaps to the rows completed by the model.
+    columns, n_columns, grid :
+        As for ``choose``.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    n_neighbors, weights : ndarray
+        As ``choose`` returns them.
+    keys : ndarray of shape (n_pool, n_encoded)
+        The pool's rows completed by the model.
+    """
+    keys = complete(encoded)
+    # Rows drawn again (with other entries hidden) in pools under
+    # CHOICE_ROWS: enough hidden entries per column to choose from.
+    n_pool = len(encoded)
+    chosen = rng.choice(n_pool, CHOICE_ROWS, replace=n_pool < CHOICE_ROWS)
+    hidden = _hidden_entries(encoded[chosen], columns, n_columns, rng)
+    fills = complete(np.where(hidden, np.nan, encoded[chosen]))
+    truth = np.where(hidden, encoded[chosen], np.nan)
+    n_neighbors, weights = choose(
+        truth, fills, keys, encoded, chosen, columns, n_columns, grid
+    )
+    return n_neighbors, weights, keys
+
+
+def _hidden_entries(encoded, columns, n_columns, rng):
+    """A mask of the encoded entries to hide: each observed column of each
+    row with probability ``HIDDEN_SHARE``, rows keeping one observed column."""
+    first = np.searchsorted(columns, np.arange(n_columns))
+    observed = np.zeros((len(encoded), n_columns), dtype=bool)
+    has = np.bincount(columns, minlength=n_columns) > 0
+    observed[:, has] = ~np.isnan(encoded[:, first[has]])
+    hide = observed & (rng.random(observed.shape) < HIDDEN_SHARE)
+    hide[(hide == observed).all(axis=1)] = False
+    return hide[:, columns]
+
+
+def choose(truth, fills, pool_keys, pool_values, exclude, columns, n_columns, grid):
     """The number of donors and the weight per column with the lowest squared
     error on the hidden entries.
 
@@ -190,9 +257,8 @@ def choose(
     ----------
     truth : ndarray of shape (n_rows, n_encoded)
         Encoded rows, NaN except in the hidden entries.
-    fills, keys : ndarray
-        The model's fills of the rows with their entries hidden, and the
-        rows completed by them.
+    fills : ndarray
+        The rows with their entries hidden, completed by the model.
     pool_keys, pool_values : ndarray
         The donors' completed rows and encoded values (NaN in gaps).
     exclude : ndarray of int64
@@ -217,7 +283,7 @@ def choose(
     hidden = ~np.isnan(truth)
     observed = ~np.isnan(pool_values)
     pool_keys = torch.as_tensor(pool_keys, dtype=torch.float32)
-    keys = torch.as_tensor(keys, dtype=torch.float32)
+    keys = torch.as_tensor(fills, dtype=torch.float32)
     n = min(2 * max(grid), len(pool_keys) - 1)
     rows = max(1, BLOCK_ENTRIES // pool_keys.numel())
     index = torch.cat(

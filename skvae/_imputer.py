@@ -17,18 +17,16 @@ from ._data import InMemoryDataset, as_rows
 from ._docstrings import fill_doc
 from ._donors import (
     CHOICE_DRAWS,
-    CHOICE_ROWS,
-    HIDDEN_SHARE,
     NEIGHBOURS,
-    POOL_ROWS,
     blend_rows,
-    choose,
     completed_draw,
     completed_mean,
     draw_donors,
+    fit_donors,
     make_pool,
+    pool_rows,
 )
-from ._importance import posterior_mean, posterior_sample
+from ._importance import posterior_mean
 from ._utils import draw_seed, seeded_generator, to_numpy
 
 
@@ -56,8 +54,11 @@ class VAEImputer(TransformerMixin, _BaseVAE):
     estimated by self-normalised importance sampling: ``n_impute_samples``
     codes drawn from the encoder's posterior, each weighted by how well it
     explains the observed entries, and their decoded means averaged with
-    those weights (Mattei and Frellsen, 2019). ``sample_posterior=True``
-    draws one plausible value per gap instead, for multiple imputation.
+    those weights (Mattei and Frellsen, 2019). Where it does better on the
+    fit data, the fill is blended with the values of the training rows
+    nearest the gap's row (``n_neighbors``): a look-up step that finds rows
+    which repeat. ``sample_posterior=True`` draws one plausible value per
+    gap instead, for multiple imputation.
 
     Observed entries are returned unchanged. Categorical columns of a
     DataFrame are imputed too (their most probable category, or a draw), and
@@ -94,6 +95,15 @@ class VAEImputer(TransformerMixin, _BaseVAE):
     n_impute_samples : int, default=1000
         Draws of the code per row at imputation (L of MIWAE).
 
+    n_neighbors : "auto", int or None, default="auto"
+        Donors of a look-up step: a gap's fill moves towards the mean of its
+        column in the ``k`` training rows nearest to its row (both completed
+        by the model), by a weight chosen per column on the fit data (entries
+        hidden on purpose), 0 where the model alone does best. "auto" chooses
+        ``k`` per column too (among 1, 3, 5, 10, 20, 40); an int fixes it.
+        0 or None switches donors off: the fills are the model's alone. See
+        the user guide.
+
     {parameters}
 
     Attributes
@@ -110,6 +120,12 @@ class VAEImputer(TransformerMixin, _BaseVAE):
     likelihoods_ : dict
         The likelihood of each input column (``"empty"`` for a column with no
         observed value).
+
+    n_neighbors_ : ndarray of shape (`n_features_in_`,)
+        The number of donors of each column (0 where the model fills alone).
+
+    donor_weights_ : ndarray of shape (`n_features_in_`,)
+        The weight of the donors' mean in each column's fills, in [0, 1].
 
     n_features_in_ : int
         Number of features seen during ``fit``.
@@ -288,37 +304,22 @@ class VAEImputer(TransformerMixin, _BaseVAE):
 
     def _fit_donors(self, X):
         """Keep training rows as donors and choose, per column, how many of
-        them fill a gap and with what weight (see ``_donors``): entries of
-        ``CHOICE_ROWS`` rows are hidden and filled both ways."""
-        n_columns = len(self._schema.columns)
+        them fill a gap and with what weight (``_donors.fit_donors``)."""
         self._donor_choice = self._donor_keys = self._donor_values = None
         if not self.n_neighbors:
             return
         rng = np.random.default_rng(self._score_seed)
-        pool = np.arange(X.shape[0])
-        if len(pool) > POOL_ROWS:
-            pool = np.sort(rng.choice(len(pool), POOL_ROWS, replace=False))
+        pool = pool_rows(X.shape[0], rng)
         rows = X.iloc[pool] if isinstance(X, pd.DataFrame) else X[pool]
         encoded = np.asarray(self._schema.encode(rows), dtype=np.float64)
-        keys = self._completed(encoded)
-        # Rows drawn again (with other entries hidden) in pools under
-        # CHOICE_ROWS: enough hidden entries per column to choose from.
-        chosen = rng.choice(len(pool), CHOICE_ROWS, replace=len(pool) < CHOICE_ROWS)
-        columns = self._schema_columns_of_entries()
-        hidden = _hidden_entries(encoded[chosen], columns, n_columns, rng)
-        masked = np.where(hidden, np.nan, encoded[chosen])
-        fills = self._completed(masked)
         grid = NEIGHBOURS if self.n_neighbors == "auto" else (self.n_neighbors,)
-        n_neighbors, weights = choose(
-            np.where(hidden, encoded[chosen], np.nan),
-            fills,
-            fills,
-            keys,
+        n_neighbors, weights, keys = fit_donors(
             encoded,
-            chosen,
-            columns,
-            n_columns,
+            self._completed,
+            self._schema_columns_of_entries(),
+            len(self._schema.columns),
             grid,
+            rng,
         )
         if weights.any():
             # Plain lists, as save() stores them.
@@ -328,8 +329,9 @@ class VAEImputer(TransformerMixin, _BaseVAE):
 
     def _completed(self, encoded):
         """Encoded rows (NaN in gaps) with their gaps filled by the model."""
+        rows = InMemoryDataset(as_rows(encoded.astype(np.float32)), missing=True)
         n_draws = min(self.n_impute_samples, CHOICE_DRAWS)
-        fills = self._importance_sampled(posterior_mean, _rows(encoded), n_draws)
+        fills = self._importance_sampled(posterior_mean, rows, n_draws)
         return np.where(np.isnan(encoded), fills.numpy(), encoded)
 
     def _schema_columns_of_entries(self):
@@ -354,21 +356,14 @@ class VAEImputer(TransformerMixin, _BaseVAE):
     def _after_load(self):
         """Build ``indicator_`` from the features that had gaps in ``fit``,
         and the donors (none in files saved before they existed)."""
-        self._donor_pool = None
-        self.n_neighbors_ = np.zeros(self.n_features_in_, dtype=np.int64)
-        self.donor_weights_ = np.zeros(self.n_features_in_)
         if getattr(self, "_donor_choice", None) is None:
             self._donor_choice = self._donor_keys = self._donor_values = None
-        else:
-            self.n_neighbors_[:] = self._donor_choice[0]
-            self.donor_weights_[:] = self._donor_choice[1]
-            self._donor_pool = make_pool(
-                np.asarray(self._donor_keys, dtype=np.float32),
-                np.asarray(self._donor_values, dtype=np.float64),
-                self.n_neighbors_,
-                self.donor_weights_,
-                [column.width for column in self._schema.columns],
-            )
+        self.n_neighbors_, self.donor_weights_, self._donor_pool = make_pool(
+            self._donor_choice,
+            self._donor_keys,
+            self._donor_values,
+            [column.width for column in self._schema.columns],
+        )
         self.indicator_ = None
         if self._indicator_features is not None:
             gaps = np.zeros((1, self.n_features_in_), dtype=bool)
@@ -427,24 +422,19 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         """Encoded values for every entry: posterior means, or a draw, with
         the donors' values blended in or drawn (``_donors``)."""
         pool, n_draws = self._donor_pool, self.n_impute_samples
-        if self.sample_posterior:
-            # On the net's device, where the draws are made.
-            generator = seeded_generator(draw_seed(self._rng), self.net_.device)
-            if pool is None:
-                fills = self._importance_sampled(
-                    posterior_sample, dataset, n_draws, generator=generator
-                )
-            else:
-                fills = self._importance_sampled(
-                    completed_draw, dataset, n_draws, generator=generator
-                )
-                picks = seeded_generator(draw_seed(self._rng), "cpu")
-                columns = torch.as_tensor(self._schema_columns_of_entries())
-                fills = draw_donors(fills, fills, pool, columns, picks)
-        else:
+        if not self.sample_posterior:
             fills = self._importance_sampled(completed_mean, dataset, n_draws)
-            if pool is not None:
-                fills = blend_rows(fills, fills, pool)
+            fills = fills if pool is None else blend_rows(fills, fills, pool)
+            return self._schema.decode(to_numpy(fills, np.float64))
+        # On the net's device, where the draws are made.
+        generator = seeded_generator(draw_seed(self._rng), self.net_.device)
+        fills = self._importance_sampled(
+            completed_draw, dataset, n_draws, generator=generator
+        )
+        if pool is not None:
+            picks = seeded_generator(draw_seed(self._rng), "cpu")
+            columns = torch.as_tensor(self._schema_columns_of_entries())
+            fills = draw_donors(fills, fills, pool, columns, picks)
         return self._schema.decode(to_numpy(fills, np.float64))
 
     def _fill(self, X, missing, decoded, dtypes=None):
@@ -526,24 +516,6 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
-
-
-def _rows(encoded):
-    """The dataset of encoded rows with gaps (NaN)."""
-    return InMemoryDataset(as_rows(encoded.astype(np.float32)), missing=True)
-
-
-def _hidden_entries(encoded, columns, n_columns, rng):
-    """A mask of the encoded entries to hide: each observed column of each
-    row with probability ``HIDDEN_SHARE``, rows keeping one observed column."""
-    first = np.searchsorted(columns, np.arange(n_columns))
-    observed = np.zeros((len(encoded), n_columns), dtype=bool)
-    widths = np.bincount(columns, minlength=n_columns)
-    has = widths > 0
-    observed[:, has] = ~np.isnan(encoded[:, first[has]])
-    hide = observed & (rng.random(observed.shape) < HIDDEN_SHARE)
-    hide[(hide == observed).all(axis=1)] = False
-    return hide[:, columns]
 
 
 def _empty_column(series, dtype):

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._donors import DonorPool, blend, completed, n_candidates
+from .._donors import POOL_FIELDS, DonorPool, blend, completed, n_candidates
 from .._importance import importance_draws, marginal_of_draws, posterior_mean
 from ._draws import ndtri
 
@@ -88,14 +88,14 @@ class ImputeGraph(_Draws):
     def _register_donors(self, pool):
         """The donors of ``blend`` as buffers (none when the model alone fills)."""
         self.n_candidates = None if pool is None else n_candidates(pool)
-        for name, value in () if pool is None else pool._asdict().items():
+        for name, value in zip(POOL_FIELDS, () if pool is None else pool):
             self.register_buffer(f"donor_{name}", value)
 
     def _blended(self, fills, x, mask):
         """``fills`` with the donors blended in, as ``transform`` does."""
         if self.n_candidates is None:
             return fills
-        pool = DonorPool(*(getattr(self, f"donor_{n}") for n in DonorPool._fields))
+        pool = DonorPool(*(getattr(self, f"donor_{n}") for n in POOL_FIELDS))
         return blend(fills, completed(x, mask, fills), pool, self.n_candidates)
 
     def _register_rounding(self, schema, kept):
