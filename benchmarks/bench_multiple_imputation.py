@@ -101,7 +101,8 @@ def run(n_sets, m, max_epochs, n=200):
                 seed, mechanism, n, m, max_epochs
             ).items():
                 results.setdefault((mechanism, method), []).append(interval)
-        print(f"done: {mechanism}", flush=True)
+            if (seed + 1) % 10 == 0:
+                print(f"done: {mechanism}, {seed + 1} data sets", flush=True)
     return results
 
 
