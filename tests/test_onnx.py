@@ -281,6 +281,19 @@ def test_imputer(dtype):
             assert_close(filled, imputer.transform(rows[:n]), rtol=1e-4)
 
 
+def test_imputer_with_donors():
+    # Groups of rows that repeat exactly: the donors fill the gaps of column
+    # 0 (weight 1), in the graph as in transform.
+    rng = np.random.default_rng(0)
+    X = np.repeat(rng.normal(size=(30, 3)).round(2), 6, axis=0)
+    X = np.column_stack([X, rng.normal(size=len(X)).round(2)])
+    X[rng.random(len(X)) < 0.2, 0] = np.nan
+    imputer = VAEImputer(n_impute_samples=20, max_epochs=20, random_state=0).fit(X)
+    assert imputer.donor_weights_[0] == 1.0
+    (filled,) = run(to_onnx(imputer, X[:1]), X)
+    assert_close(filled, imputer.transform(X), rtol=1e-4)
+
+
 def test_imputer_rounds_to_the_decimals_of_fit():
     # Columns recorded to 1 or 2 decimals get fills at that precision.
     rng = np.random.default_rng(1)

@@ -434,3 +434,27 @@ def test_a_loaded_imputer_draws_the_same_fills_as_the_saved_one(
     # Two calls each: the draws go on from the same state.
     for _ in range(2):
         assert_array_equal(loaded.transform(X), imputer.transform(X))
+
+
+def _drop_the_donors(info):
+    """The document as files from before the imputer's donors hold it."""
+    del info["params"]["n_neighbors"]
+    for name in ("_donor_choice", "_donor_keys", "_donor_values"):
+        del info["fitted"][name]
+
+
+def test_an_imputer_saved_before_the_donors_loads_without_them(tmp_path):
+    from skvae import VAEImputer
+
+    rng = np.random.RandomState(0)
+    X = np.repeat(rng.randn(30, 3).round(2), 6, axis=0)
+    X[rng.rand(len(X)) < 0.2, 0] = np.nan
+    imputer = VAEImputer(max_epochs=20, n_impute_samples=50, random_state=0).fit(X)
+    assert imputer.donor_weights_.any()
+    path = tmp_path / "i.safetensors"
+    imputer.save(path)
+    _rewrite(path, _drop_the_donors)
+    loaded = VAEImputer.load(path)
+    assert not loaded.donor_weights_.any()
+    alone = imputer.set_params(n_neighbors=0).fit(X).transform(X)
+    assert_array_equal(loaded.transform(X), alone)

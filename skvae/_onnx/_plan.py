@@ -55,6 +55,7 @@ class Plan:
         self.schema = schema = state["schema"]
         self.score_seed = state["score_seed"]
         self.indicator_features = state.get("indicator_features")
+        self.donors = state.get("donors")
         _check_numeric(name, schema)
         self.module = _checked_module(name, state["module"])
         if score:
