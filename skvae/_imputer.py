@@ -27,6 +27,7 @@ from ._donors import (
     pool_rows,
 )
 from ._importance import posterior_mean
+from ._transforms import empty_column, fill_series
 from ._utils import draw_seed, seeded_generator, to_numpy
 
 
@@ -316,7 +317,7 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         n_neighbors, weights, keys = fit_donors(
             encoded,
             self._completed,
-            self._schema_columns_of_entries(),
+            self._schema.feature_columns(),
             len(self._schema.columns),
             grid,
             rng,
@@ -333,11 +334,6 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         n_draws = min(self.n_impute_samples, CHOICE_DRAWS)
         fills = self._importance_sampled(posterior_mean, rows, n_draws)
         return np.where(np.isnan(encoded), fills.numpy(), encoded)
-
-    def _schema_columns_of_entries(self):
-        """The input column of each encoded entry."""
-        widths = [column.width for column in self._schema.columns]
-        return np.repeat(np.arange(len(widths)), widths)
 
     @property
     def _score_draws(self):
@@ -433,7 +429,7 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         )
         if pool is not None:
             picks = seeded_generator(draw_seed(self._rng), "cpu")
-            columns = torch.as_tensor(self._schema_columns_of_entries())
+            columns = torch.as_tensor(self._schema.feature_columns())
             fills = draw_donors(fills, fills, pool, columns, picks)
         return self._schema.decode(to_numpy(fills, np.float64))
 
@@ -449,10 +445,10 @@ class VAEImputer(TransformerMixin, _BaseVAE):
             for i, column in enumerate(self._schema.columns):
                 gaps = missing[:, i]
                 if gaps.any() and column.width:
-                    values = _fill_series(X.iloc[:, i], decoded.iloc[:, i], gaps)
+                    values = fill_series(X.iloc[:, i], decoded.iloc[:, i], gaps)
                     out.isetitem(i, values.astype(dtypes.iloc[i]))
                 elif not column.width and self.keep_empty_features:
-                    out.isetitem(i, _empty_column(X.iloc[:, i], dtypes.iloc[i]))
+                    out.isetitem(i, empty_column(X.iloc[:, i], dtypes.iloc[i]))
             return out
         out = np.array(X, dtype=X.dtype, copy=True)
         decoded = np.asarray(decoded, dtype=np.float64)
@@ -516,21 +512,3 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
-
-
-def _empty_column(series, dtype):
-    """A column with no observed value in fit, as ``keep_empty_features``
-    gives it back in its ``dtype``: 0 where the dtype holds numbers (numeric
-    and boolean dtypes, and ``object`` as in ``SimpleImputer``), else as it
-    is."""
-    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
-        return pd.Series(0, index=series.index).astype(dtype)
-    return series.astype(dtype)
-
-
-def _fill_series(series, decoded, gaps):
-    """``series`` with the entries at ``gaps`` taken from ``decoded``."""
-    out = series.copy()
-    values = pd.Series(decoded.to_numpy(), index=series.index, dtype=series.dtype)
-    out[gaps] = values[gaps]
-    return out

@@ -240,6 +240,11 @@ class ColumnSchema:
             return np.column_stack([np.asarray(v, dtype=object) for v in values])
         return np.column_stack(values).astype(self.dtype, copy=False)
 
+    def feature_columns(self):
+        """The position of the input column of each encoded feature."""
+        widths = [column.width for column in self.columns]
+        return np.repeat(np.arange(len(widths)), widths)
+
     def numeric_columns(self):
         """Positions of the modelled numeric columns: those that
         ``decode_numeric`` gives back, in order."""

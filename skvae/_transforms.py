@@ -448,3 +448,21 @@ def restore_categories(codes, column):
         # A Series: pandas would infer its string dtype for an array of str.
         return pd.Series(values, dtype=object)
     return pd.array(values, dtype=pd.api.types.pandas_dtype(column.dtype))
+
+
+def empty_column(series, dtype):
+    """A column with no observed value in fit, as ``keep_empty_features``
+    gives it back in its ``dtype``: 0 where the dtype holds numbers (numeric
+    and boolean dtypes, and ``object`` as in ``SimpleImputer``), else as it
+    is."""
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
+        return pd.Series(0, index=series.index).astype(dtype)
+    return series.astype(dtype)
+
+
+def fill_series(series, decoded, gaps):
+    """``series`` with the entries at ``gaps`` taken from ``decoded``."""
+    out = series.copy()
+    values = pd.Series(decoded.to_numpy(), index=series.index, dtype=series.dtype)
+    out[gaps] = values[gaps]
+    return out
