@@ -1,11 +1,11 @@
 """One-class outlier detection: VAEOutlierDetector against scikit-learn and PyOD.
 
-Protocol: each class of a table in turn is the normal class. A seeded 70/30
-split of its rows gives the training rows (70 %) and, with every row of the
-other classes, the test rows; outliers (rows of other classes) are the
-positive class, ranked by minus each method's normality score. Reported per
-table, as means over normal classes and seeds: ROC-AUC, average precision and
-fit time.
+Protocol: each task of a table names its normal classes (for most tables,
+each class in turn). A seeded 70/30 split of their rows gives the training
+rows (70 %) and, with every row of the other classes, the test rows; outliers
+(rows of other classes) are the positive class, ranked by minus each method's
+normality score. Reported per table, as means over tasks and seeds: ROC-AUC,
+average precision and fit time.
 
 - digits (scikit-learn's 8x8 images, as X / 16): each digit in turn;
 - wine: each cultivar in turn;
