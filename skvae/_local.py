@@ -21,10 +21,11 @@ import torch
 SELF_DISTANCE = 1e-4
 # Weight of the local score against the log-likelihood, once both are
 # measured in interquartile ranges of their reference scores. Half a range
-# for one: on the one-class benchmark, equal weights drowned the likelihood
-# on digits, whose two-dimensional codes of near classes overlap (ROC-AUC
-# 0.980 against 0.988 for the likelihood alone), where half kept it (0.987)
-# and still lifted wine (0.974 to 0.988) and near digits (0.879 to 0.904).
+# for one: on the one-class benchmark (seed 0), equal weights drowned the
+# likelihood on digits, whose two-dimensional codes of near classes overlap
+# (ROC-AUC 0.980 against 0.988 for the likelihood alone), where half kept
+# it (0.987) and still lifted wine (0.974 to 0.988) and near digits (0.879
+# to 0.904).
 LOCAL_WEIGHT = 0.5
 # Query rows per block of the distance computation, times training codes.
 _BLOCK_ENTRIES = 2**22
