@@ -27,7 +27,12 @@ SELF_DISTANCE = 1e-4
 # it (0.987) and still lifted wine (0.974 to 0.988) and near digits (0.879
 # to 0.904).
 LOCAL_WEIGHT = 0.5
-# Query rows per block of the distance computation, times training codes.
+# Training codes kept for the look-up at most: a seeded random subset of
+# bigger tables. Every row scored costs a distance to each code, and the
+# codes are constants of the ONNX graph.
+MAX_CODES = 10_000
+# Query rows per block of the distance computation, times the numbers in the
+# training codes: the differences of one block take 16 MiB in float32.
 _BLOCK_ENTRIES = 2**22
 
 
@@ -65,7 +70,7 @@ def local_term(z_mean, z_logvar, view):
 
 def blocked_local_term(z_mean, z_logvar, view):
     """``local_term`` in blocks of rows (bounded memory), as float64 NumPy."""
-    step = max(1, _BLOCK_ENTRIES // max(1, len(view.codes)))
+    step = max(1, _BLOCK_ENTRIES // max(1, view.codes.numel()))
     parts = [
         local_term(z_mean[i : i + step], z_logvar[i : i + step], view)
         for i in range(0, len(z_mean), step)
@@ -73,6 +78,15 @@ def blocked_local_term(z_mean, z_logvar, view):
     if not parts:
         return np.zeros(0)
     return torch.cat(parts).double().numpy()
+
+
+def code_rows(n_samples, seed):
+    """Positions of the training rows whose codes the look-up keeps: all of
+    them, or ``MAX_CODES`` drawn with ``seed``, in order."""
+    if n_samples <= MAX_CODES:
+        return np.arange(n_samples)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_samples, MAX_CODES, replace=False))
 
 
 def calibrate(log_likelihoods, local_scores):

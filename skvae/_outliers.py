@@ -17,7 +17,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 from ._base import _BaseVAE
 from ._docstrings import fill_doc
 from ._importance import feature_log_likelihoods
-from ._local import LocalView, blocked_local_term, calibrate
+from ._local import LocalView, blocked_local_term, calibrate, code_rows
 from ._utils import draw_seed, to_numpy
 
 # Folds of the cross-fitting that scores each training row with a model that
@@ -78,8 +78,10 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
         minus its mean distance to the ``n_neighbors`` nearest posterior
         means of the training rows (the root expected squared distance under
         the row's posterior; a training row is not its own neighbour), at
-        most ``n_samples - 1`` of them. The weight of this term is set on the
-        reference scores of ``offset_`` (see ``novelty``): half the
+        most ``n_samples - 1`` of them. The codes are those of all the
+        training rows, or of 10,000 drawn at random from bigger tables. The
+        weight of this term is set on the reference scores of ``offset_``
+        (see ``novelty``): half the
         interquartile range of their log-likelihoods per interquartile range
         of their local scores. 0: the score is the log-likelihood alone.
 
@@ -111,8 +113,9 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
         ``n_samples - 1``; 0 without the local view.
 
     neighbor_codes_ : ndarray of shape (n_codes, n_components)
-        The posterior means of the training rows (float32) among which the
-        local view finds neighbours; no rows without the local view.
+        The posterior means of the training rows (float32; at most 10,000
+        of them) among which the local view finds neighbours; no rows
+        without the local view.
 
     local_weight_ : float
         Nats of ``score_samples`` per unit of the local score.
@@ -319,9 +322,13 @@ n_features)
         return self._parts(X)
 
     def _set_neighbors(self, X):
-        """Keep the posterior means of the rows of ``X`` for the local view."""
-        self.n_neighbors_ = max(0, min(self.n_neighbors, _num_samples(X) - 1))
+        """Keep the posterior means of the rows of ``X`` (``MAX_CODES`` of
+        them at most) for the local view."""
+        rows = code_rows(_num_samples(X), self._score_seed)
+        self.n_neighbors_ = max(0, min(self.n_neighbors, len(rows) - 1))
         if self.n_neighbors_:
+            if len(rows) < _num_samples(X):
+                X = _safe_indexing(X, rows)
             self.neighbor_codes_ = self._encode(X)[1].numpy()
         else:
             self.neighbor_codes_ = np.zeros((0, self.n_components), np.float32)

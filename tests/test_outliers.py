@@ -303,16 +303,17 @@ def test_the_threshold_folds_keep_the_columns_of_the_whole_table(column):
 
 
 # ---------------------------------------------------------- the local view
-def _local_by_hand(detector, X, own=False):
+def _local_by_hand(detector, X, own=None):
     """Minus the mean root expected squared distance of each row's posterior
-    to its nearest training codes, in float64 NumPy; with ``own``, the rows
-    are the training rows, each left out of its own neighbours."""
+    to its nearest training codes, in float64 NumPy; ``own[i]``, where not
+    -1, is the position of row i's own code, left out of its neighbours."""
     _, z_mean, z_logvar = detector._encode(X)
     z_mean, spread = z_mean.double().numpy(), z_logvar.exp().sum(1).double().numpy()
     codes = detector.neighbor_codes_.astype(np.float64)
     squared = ((z_mean[:, None, :] - codes[None]) ** 2).sum(axis=2)
-    if own:
-        np.fill_diagonal(squared, np.inf)
+    if own is not None:
+        rows = np.flatnonzero(own >= 0)
+        squared[rows, own[rows]] = np.inf
     nearest = np.sort(squared, axis=1)[:, : detector.n_neighbors_]
     return -np.sqrt(nearest + spread[:, None]).mean(axis=1)
 
@@ -323,7 +324,8 @@ def test_the_score_adds_the_distance_to_the_nearest_training_codes(detector, clu
     assert_array_equal(detector.neighbor_codes_, detector._encode(X)[1].numpy())
     # The weight and centre are set on the training rows' own scores
     # (novelty=False), none of them its own neighbour.
-    log_px, local = detector._log_likelihood(X), _local_by_hand(detector, X, own=True)
+    own = np.arange(len(X))
+    log_px, local = detector._log_likelihood(X), _local_by_hand(detector, X, own)
     (q1, q3), (l1, median, l3) = (
         np.percentile(log_px, [25, 75]),
         np.percentile(local, [25, 50, 75]),
@@ -359,6 +361,24 @@ def test_neighbours_are_at_most_the_other_training_rows(clusters):
     assert detector.n_neighbors_ == 11 and detector.neighbor_codes_.shape == (12, 2)
     assert np.isfinite(detector.offset_) and detector.local_weight_ > 0
     assert VAEOutlierDetector(**params).fit(X[:1]).n_neighbors_ == 0
+
+
+def test_big_tables_keep_a_seeded_subset_of_the_codes(clusters, monkeypatch):
+    monkeypatch.setattr("skvae._local.MAX_CODES", 50)
+    X, _ = clusters
+    detector = VAEOutlierDetector(max_epochs=2, novelty=False, random_state=0)
+    detector.fit(X)
+    rows = np.random.default_rng(detector._score_seed).choice(300, 50, replace=False)
+    rows.sort()
+    assert_array_equal(detector.neighbor_codes_, detector._encode(X[rows])[1])
+    # The rows among the codes are not their own neighbours; the others
+    # look among all 50.
+    own = np.full(len(X), -1)
+    own[rows] = np.arange(50)
+    expected = detector._log_likelihood(X) + detector.local_weight_ * (
+        _local_by_hand(detector, X, own) - detector.local_center_
+    )
+    assert_allclose(detector.score_samples(X), expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize("n_neighbors", [-1, 2.5, "auto"])
