@@ -81,9 +81,9 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
         most ``n_samples - 1`` of them. The codes are those of all the
         training rows, or of 10,000 drawn at random from bigger tables. The
         weight of this term is set on the reference scores of ``offset_``
-        (see ``novelty``): half the
-        interquartile range of their log-likelihoods per interquartile range
-        of their local scores. 0: the score is the log-likelihood alone.
+        (see ``novelty``): half the interquartile range of their
+        log-likelihoods per interquartile range of their local scores. 0: the
+        score is the log-likelihood alone.
 
     novelty : bool, default=True
         Whether the detector is for new rows, as in
