@@ -14,7 +14,7 @@ LAYERS = [
     {"_utils", "_threads", "_sizing", "_version"},
     {"_modules", "_likelihoods", "_losses", "_data"},
     {"_transforms", "_scan", "_schema", "_net", "_callbacks", "_importance"}
-    | {"_conditional", "_missingness"},
+    | {"_conditional", "_missingness", "_local"},
     {"_persistence", "_onnx"},
     {"_base", "_fitted", "_validation", "_docstrings"},
     {"_transformer", "_imputer", "_outliers"},

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .._importance import importance_draws, marginal_of_draws, posterior_mean
-from .._local import local_term
+from .._local import LocalView, local_term
 from ._draws import ndtri
 
 
@@ -65,7 +65,10 @@ class ScoreGraph(_Draws):
         score = log_px.to(torch.float64) + log_slope
         if self.local is not None:
             _, z_logvar = self.module.encode(x, mask)
-            view = self.local._replace(codes=self.neighbor_codes)
+            local = self.local
+            view = LocalView(
+                self.neighbor_codes, local.n_neighbors, local.weight, local.center
+            )
             score = score + local_term(draws.z_mean, z_logvar, view)
         score = score.to(self.dtype).unsqueeze(1)
         if self.codes:
