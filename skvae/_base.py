@@ -419,16 +419,19 @@ class _BaseVAE(FittedStateMixin, BaseEstimator):
         z_mean, z_logvar = self.net_.encode(dataset, self._inference_rows)
         return X, self._finite(z_mean, "transform"), z_logvar
 
-    def _log_likelihood(self, X, unseen_ceiling=None):
+    def _log_likelihood(self, X, unseen_ceiling=None, extra=None):
         """Importance-weighted log p(x) per row, in the units of X's columns.
 
         A category that fit did not see adds its ``unseen_log_prob``; with an
         ``unseen_ceiling``, a row holding one scores at most that ceiling plus
-        those terms.
+        those terms. ``extra``, a function of the rows' dataset that returns
+        a float64 array, adds its terms to the scores before the ceiling.
         """
         X, dataset = self._inference_data(X, support=True)
         log_px = self._importance_sampled(log_marginal_likelihood, dataset)
         log_px = to_numpy(self._finite(log_px, "score_samples"), np.float64)
+        if extra is not None:
+            log_px = log_px + extra(dataset)
         if not self._schema.identity:
             # Densities of transformed columns, back in their own units.
             log_px = log_px + self._schema.log_jacobian(X)

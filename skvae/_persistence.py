@@ -1,9 +1,10 @@
 """Saving and loading fitted models without pickle.
 
-One ``.safetensors`` file holds the tensors (model weights and optimizer
-state) and, in its header metadata, a JSON document with the parameters, the
-fitted attributes, the per-epoch training history and the library versions,
-plus a SHA-256 digest of the document and of every tensor's name, dtype, shape
+One ``.safetensors`` file holds the tensors (model weights, optimizer state
+and fitted attributes that are arrays of numbers) and, in its header
+metadata, a JSON document with the parameters, the other fitted attributes,
+the per-epoch training history and the library versions, plus a SHA-256
+digest of the document and of every tensor's name, dtype, shape
 and bytes. Loading parses tensors and JSON only: it never executes code from
 the file.
 
@@ -41,6 +42,8 @@ FORMAT_PREFIX = "skvae."
 FORMAT_VERSION = 2
 _READABLE_VERSIONS = (1, 2)
 _META_KEY = "skvae"
+# Tensors of the fitted attributes that are arrays: "fitted.<name>".
+_FITTED_PREFIX = "fitted."
 
 
 def _digest(document, tensors, version=FORMAT_VERSION):
@@ -177,6 +180,12 @@ def save_model(estimator, path):
     fitted = dict(state["fitted"])
     if "feature_names_in_" in fitted:  # last, as files have always held it
         fitted["feature_names_in_"] = list(fitted.pop("feature_names_in_"))
+    # Arrays of numbers (the detector's training codes) as tensors, not as
+    # JSON lists: the same bytes back, in a fraction of the space.
+    for name in [k for k, v in fitted.items() if isinstance(v, np.ndarray)]:
+        tensors[f"{_FITTED_PREFIX}{name}"] = torch.from_numpy(
+            np.ascontiguousarray(fitted.pop(name))
+        )
     try:
         document = json.dumps(
             {
@@ -364,6 +373,9 @@ def load_model(cls, path, device=None, module=None):
     if "feature_names_in_" in fitted:
         names = np.asarray(fitted.pop("feature_names_in_"), dtype=object)
         fitted = {"feature_names_in_": names, **fitted}
+    for name, tensor in tensors.items():
+        if name.startswith(_FITTED_PREFIX):
+            fitted[name[len(_FITTED_PREFIX) :]] = tensor.numpy()
     try:
         optimizer_state = _optimizer_state(tensors, info["optimizer"])
     except (KeyError, ValueError) as exc:

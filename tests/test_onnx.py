@@ -246,6 +246,10 @@ def test_outlier_detector():
     X_new = np.vstack([rng.normal(size=(995, 5)), rng.normal(size=(5, 5)) * 6])
     detector = VAEOutlierDetector(contamination=0.1, max_epochs=5, random_state=0)
     detector.fit(X)
+    # The graph holds the local view: the training codes, of which a
+    # training row is not its own neighbour.
+    assert detector.n_neighbors_ == 10
+    X_new = np.vstack([X_new, X[:100]])
     detector.set_params(n_score_samples=3)  # the threshold keeps the draws of fit
     options = {VAEOutlierDetector: {"score_samples": True}}
     for dtype in (np.float64, np.float32):

@@ -269,8 +269,13 @@ def test_feature_scores_add_up_to_the_score_with_the_cost_of_the_code():
         }
     )
     table.loc[::7, "weight"] = np.nan
+    # The features explain the likelihood, not the local view.
     detector = VAEOutlierDetector(
-        n_score_samples=1, max_epochs=3, missing_values=np.nan, random_state=0
+        n_score_samples=1,
+        n_neighbors=0,
+        max_epochs=3,
+        missing_values=np.nan,
+        random_state=0,
     ).fit(table)
     assert detector._schema.columns[1].transform is not None
     _, z_mean, z_logvar = detector._encode(table)
@@ -295,3 +300,130 @@ def test_the_threshold_folds_keep_the_columns_of_the_whole_table(column):
     detector = VAEOutlierDetector(**params).fit(table)
     assert np.isfinite(detector.offset_)
     assert set(detector.predict(table)) <= {-1, 1}
+
+
+# ---------------------------------------------------------- the local view
+def _local_by_hand(detector, X, own=None):
+    """Minus the mean root expected squared distance of each row's posterior
+    to its nearest training codes, in float64 NumPy; ``own[i]``, where not
+    -1, is the position of row i's own code, left out of its neighbours."""
+    _, z_mean, z_logvar = detector._encode(X)
+    z_mean, spread = z_mean.double().numpy(), z_logvar.exp().sum(1).double().numpy()
+    codes = detector.neighbor_codes_.astype(np.float64)
+    squared = ((z_mean[:, None, :] - codes[None]) ** 2).sum(axis=2)
+    if own is not None:
+        rows = np.flatnonzero(own >= 0)
+        squared[rows, own[rows]] = np.inf
+    nearest = np.sort(squared, axis=1)[:, : detector.n_neighbors_]
+    return -np.sqrt(nearest + spread[:, None]).mean(axis=1)
+
+
+def test_the_score_adds_the_distance_to_the_nearest_training_codes(detector, clusters):
+    X, far = clusters
+    assert detector.n_neighbors_ == 10
+    assert_array_equal(detector.neighbor_codes_, detector._encode(X)[1].numpy())
+    # The weight and centre are set on the training rows' own scores
+    # (novelty=False), none of them its own neighbour.
+    own = np.arange(len(X))
+    log_px, local = detector._log_likelihood(X), _local_by_hand(detector, X, own)
+    (q1, q3), (l1, median, l3) = (
+        np.percentile(log_px, [25, 75]),
+        np.percentile(local, [25, 50, 75]),
+    )
+    assert detector.local_weight_ == pytest.approx(0.5 * (q3 - q1) / (l3 - l1))
+    assert detector.local_center_ == pytest.approx(median, rel=1e-6)
+    expected = log_px + detector.local_weight_ * (local - detector.local_center_)
+    assert_allclose(detector.score_samples(X), expected, rtol=1e-6)
+    new = _local_by_hand(detector, far)
+    expected = detector._log_likelihood(far) + detector.local_weight_ * (
+        new - detector.local_center_
+    )
+    assert_allclose(detector.score_samples(far), expected, rtol=1e-6)
+
+
+def test_no_neighbours_score_the_likelihood_alone(clusters):
+    X, far = clusters
+    detector = VAEOutlierDetector(
+        n_neighbors=0, max_epochs=5, novelty=False, random_state=0
+    ).fit(X)
+    assert detector.n_neighbors_ == 0 and detector.neighbor_codes_.shape == (0, 2)
+    rows = np.vstack([X, far])
+    expected = detector._log_likelihood(rows, unseen_ceiling=detector.offset_)
+    assert_array_equal(detector.score_samples(rows), expected)
+    q1, q3 = np.percentile(detector._log_likelihood(X), [25, 75])
+    assert detector.offset_ == q1 - 1.5 * (q3 - q1)
+
+
+def test_neighbours_are_at_most_the_other_training_rows(clusters):
+    X, _ = clusters
+    params = dict(n_neighbors=50, max_epochs=2, hidden_layer_sizes=(8,))
+    detector = VAEOutlierDetector(**params, random_state=0).fit(X[:12])
+    assert detector.n_neighbors_ == 11 and detector.neighbor_codes_.shape == (12, 2)
+    assert np.isfinite(detector.offset_) and detector.local_weight_ > 0
+    assert VAEOutlierDetector(**params).fit(X[:1]).n_neighbors_ == 0
+
+
+def test_big_tables_keep_a_seeded_subset_of_the_codes(clusters, monkeypatch):
+    monkeypatch.setattr("skvae._local.MAX_CODES", 50)
+    X, _ = clusters
+    detector = VAEOutlierDetector(max_epochs=2, novelty=False, random_state=0)
+    detector.fit(X)
+    rows = np.random.default_rng(detector._score_seed).choice(300, 50, replace=False)
+    rows.sort()
+    assert_array_equal(detector.neighbor_codes_, detector._encode(X[rows])[1])
+    # The rows among the codes are not their own neighbours; the others
+    # look among all 50.
+    own = np.full(len(X), -1)
+    own[rows] = np.arange(50)
+    expected = detector._log_likelihood(X) + detector.local_weight_ * (
+        _local_by_hand(detector, X, own) - detector.local_center_
+    )
+    assert_allclose(detector.score_samples(X), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("n_neighbors", [-1, 2.5, "auto"])
+def test_bad_n_neighbors_raise_before_training(n_neighbors):
+    with pytest.raises(ValueError, match="n_neighbors"):
+        VAEOutlierDetector(n_neighbors=n_neighbors).fit(np.zeros((10, 2)))
+
+
+def test_save_and_load_keep_the_local_view(detector, clusters, tmp_path):
+    X, far = clusters
+    detector.save(tmp_path / "d.safetensors")
+    loaded = VAEOutlierDetector.load(tmp_path / "d.safetensors")
+    assert_array_equal(loaded.neighbor_codes_, detector.neighbor_codes_)
+    assert loaded.neighbor_codes_.dtype == np.float32
+    assert loaded.local_weight_ == detector.local_weight_
+    assert loaded.local_center_ == detector.local_center_
+    rows = np.vstack([X, far])
+    assert_array_equal(loaded.score_samples(rows), detector.score_samples(rows))
+
+
+def test_files_from_before_the_local_view_score_the_likelihood(
+    detector, clusters, tmp_path
+):
+    import json
+
+    import safetensors.torch
+
+    from skvae import _persistence
+
+    X, _ = clusters
+    path = tmp_path / "d.safetensors"
+    detector.save(path)
+    # The file as written before the local view: no parameter, attributes or
+    # codes of it.
+    with safetensors.safe_open(path, "pt") as f:
+        info = json.loads(f.metadata()["skvae"])
+        tensors = {k: f.get_tensor(k) for k in f.keys() if not k.startswith("fitted.")}
+    del info["params"]["n_neighbors"]
+    for name in ("n_neighbors_", "local_weight_", "local_center_"):
+        del info["fitted"][name]
+    document = json.dumps(info)
+    digest = _persistence._digest(document, tensors)
+    metadata = {"skvae": document, "sha256": digest}
+    safetensors.torch.save_file(tensors, path, metadata=metadata)
+    loaded = VAEOutlierDetector.load(path)
+    assert loaded.n_neighbors_ == 0 and loaded.local_weight_ == 0.0
+    expected = detector._log_likelihood(X, unseen_ceiling=detector.offset_)
+    assert_array_equal(loaded.score_samples(X), expected)

@@ -9,6 +9,7 @@ from .._data import observed_entries
 from .._decode import decode_numeric
 from .._donors import POOL_FIELDS, DonorPool, blend, completed, n_candidates
 from .._importance import importance_draws, marginal_of_draws, posterior_mean
+from .._local import LocalView, local_term
 from ._draws import ndtri
 from ._prepare import Tensors
 
@@ -48,20 +49,31 @@ class _Draws(nn.Module):
 
 
 class ScoreGraph(_Draws):
-    """``score_samples``: ``log_marginal_likelihood`` plus the log-slopes;
-    with ``codes``, the posterior means (``transform``) first, from the same
-    run of the encoder."""
+    """``score_samples``: ``log_marginal_likelihood`` plus the log-slopes,
+    and the detector's ``local_term`` when it has a local view (its training
+    codes a buffer); with ``codes``, the posterior means (``transform``)
+    first, from the same run of the encoder."""
 
     def __init__(self, plan, codes=False):
         super().__init__(plan)
         self.dtype = plan.dtype
         self.codes = codes
+        self.local = plan.local
+        if self.local is not None:
+            self.register_buffer("neighbor_codes", self.local.codes.clone())
 
     def forward(self, x, observed, uniform, log_slope):
         eps, mask = self.inputs(x, observed, uniform)
         draws = importance_draws(self.module, x, eps, mask)
         log_px = marginal_of_draws(draws)
         score = log_px.to(torch.float64) + log_slope
+        if self.local is not None:
+            _, z_logvar = self.module.encode(x, mask)
+            local = self.local
+            view = LocalView(
+                self.neighbor_codes, local.n_neighbors, local.weight, local.center
+            )
+            score = score + local_term(draws.z_mean, z_logvar, view)
         score = score.to(self.dtype).unsqueeze(1)
         if self.codes:
             return draws.z_mean.to(self.dtype), score

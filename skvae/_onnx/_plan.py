@@ -70,6 +70,8 @@ class Plan:
                     f"most {2**21}."
                 )
         self.n_draws = None
+        # The detector's local view (a ``LocalView``), if it has one.
+        self.local = state.get("local") if score else None
         if score:
             self.n_draws = state["score_draws"]
         if impute:
