@@ -138,7 +138,12 @@ def test_mixed_likelihoods_and_dataframe():
     likelihood = {"c2": "poisson", "c3": "poisson", "c4": "negative_binomial"}
     vae = VAETransformer(likelihood=likelihood, max_epochs=2, random_state=0)
     vae.fit(frame)
-    (Z,) = run(to_onnx(vae, frame[:1]), X)  # a DataFrame counts as its array
+    (Z,) = run(to_onnx(vae, X[:1]), X)  # an array: one input tensor
+    assert_close(Z, vae.transform(frame))
+    onx = to_onnx(vae, frame[:1])  # a DataFrame: one input per column
+    session = ort.InferenceSession(onx.SerializeToString())
+    assert [i.name for i in session.get_inputs()] == list(frame.columns)
+    (Z,) = session.run(None, {c: frame[[c]].to_numpy() for c in frame.columns})
     assert_close(Z, vae.transform(frame))
 
 

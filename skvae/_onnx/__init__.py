@@ -40,6 +40,7 @@ it, skl2onnx finds the converters through the estimators' ``onnx_parser``,
 
 import threading
 
+from ._columns import column_types, tensor_probabilities
 from ._convert import (
     GRAPH_OPTIONS,
     converter,
@@ -117,8 +118,11 @@ def to_onnx(model, X=None, *, target_opset=None, options=None, **kwargs):
     """
     _, skl2onnx = require()
     register_onnx_converters()
-    if hasattr(X, "to_numpy") and hasattr(X, "columns"):  # a DataFrame
-        X = X.to_numpy()
+    if hasattr(X, "dtypes") and hasattr(X, "columns"):  # a DataFrame
+        if "initial_types" not in kwargs:
+            kwargs["initial_types"] = column_types(X)
+            options = tensor_probabilities(model, kwargs["initial_types"], options)
+        X = None
     return skl2onnx.to_onnx(
         model, X, target_opset=target_opset, options=options, **kwargs
     )

@@ -2,6 +2,7 @@
 
 from .._likelihoods import (
     BernoulliLikelihood,
+    CategoricalLikelihood,
     ContinuousBernoulliLikelihood,
     GaussianLikelihood,
     HeteroscedasticGaussianLikelihood,
@@ -14,6 +15,7 @@ MIN_OPSET = 18
 # negative binomial need lgamma of the data, which ONNX has no operator for.
 SCORED = (
     BernoulliLikelihood,
+    CategoricalLikelihood,
     ContinuousBernoulliLikelihood,
     GaussianLikelihood,
     HeteroscedasticGaussianLikelihood,
@@ -44,8 +46,10 @@ class Plan:
     Raises ``ExportError`` for what the graphs cannot compute.
     """
 
-    def __init__(self, model, dtype, score=False, impute=False):
+    def __init__(self, model, dtype, score=False, impute=False, table=False):
         from sklearn.utils.validation import check_is_fitted
+
+        from ._columns import check_categories, wide_width
 
         check_is_fitted(model)
         name = type(model).__name__
@@ -55,7 +59,15 @@ class Plan:
         self.schema = schema = state["schema"]
         self.score_seed = state["score_seed"]
         self.indicator_features = state.get("indicator_features")
-        _check_numeric(name, schema)
+        categorical = any(c.categorical for c in schema.columns)
+        if categorical:
+            _check_table(name, table, impute)
+            check_categories(name, schema, model)
+        # The width of the rows that Prepare takes (see _columns).
+        self.width = wide_width(schema)
+        # Whether the rows can have gaps: a category that fit did not see is
+        # one, even without missing_values.
+        self.missing = model.missing_values is not None or categorical
         self.module = _checked_module(name, state["module"])
         if score:
             _check_scored(name, self.module)
@@ -75,14 +87,21 @@ class Plan:
             self.n_draws = model.n_impute_samples
 
 
-def _check_numeric(name, schema):
-    categorical = [c.name for c in schema.columns if c.categorical]
-    if categorical:
+def _check_table(name, table, impute):
+    """Refuse categorical columns without per-column inputs, or for the
+    imputer."""
+    if impute:
         raise ExportError(
-            f"{name} models categorical columns ({categorical[:5]}), which the "
-            "ONNX export does not support: its graphs take one numeric tensor. "
-            "Encode the categories as numbers before the model (for example "
-            "with OneHotEncoder in the pipeline) to export it."
+            f"{name} models categorical columns, which its ONNX export does not "
+            "support: its graph gives back one numeric tensor. Export a "
+            "VAETransformer or VAEOutlierDetector, or encode the categories as "
+            "numbers before the model (for example with OneHotEncoder)."
+        )
+    if not table:
+        raise ExportError(
+            f"{name} models categorical columns, which its ONNX graph takes as "
+            "one input per column: convert with a few rows of the DataFrame, "
+            "skvae.to_onnx(model, frame[:1]), not with one tensor."
         )
 
 
@@ -107,9 +126,9 @@ def _check_scored(name, module):
             f"score_samples of {name} cannot be exported with the "
             f"{', '.join(sorted(names))} likelihood: its log-probability "
             "needs lgamma of the data, which has no ONNX operator. "
-            "Supported for score_samples: bernoulli, continuous_bernoulli, "
-            "gaussian, gaussian_heteroscedastic. transform exports with "
-            "every likelihood."
+            "Supported for score_samples: bernoulli, categorical, "
+            "continuous_bernoulli, gaussian, gaussian_heteroscedastic. "
+            "transform exports with every likelihood."
         )
 
 
