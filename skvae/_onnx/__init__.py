@@ -28,6 +28,10 @@ input rows what the estimators' methods do. The package holds, by concern:
   (``uniform_graph``); the inverse normal CDF that turns them into draws is
   Wichura's AS241 (``ndtri``), accurate to about 1e-16, so that the draws are
   those of skvae.
+- ``_columns``: a table's columns as the graph's inputs, one each, cast and
+  encoded (one-hot blocks of categories) in ONNX operators.
+- ``_lgamma``: ``lgamma`` in ONNX operators, the exporter's translation of
+  ``torch.lgamma`` (the log-probabilities of counts).
 - ``_embed``: ``torch.onnx.export`` of the modules, and the copy of their
   graphs into skl2onnx's container.
 

@@ -6,19 +6,23 @@ from .._likelihoods import (
     ContinuousBernoulliLikelihood,
     GaussianLikelihood,
     HeteroscedasticGaussianLikelihood,
+    NegativeBinomialLikelihood,
+    PoissonLikelihood,
 )
 from .._modules import VAEModule
 
 # The torch exporter writes opset 18 and newer.
 MIN_OPSET = 18
-# Likelihoods whose log-density the exported graphs compute. Poisson and
-# negative binomial need lgamma of the data, which ONNX has no operator for.
+# Likelihoods whose log-density the exported graphs compute (counts with the
+# lgamma of ``_lgamma``).
 SCORED = (
     BernoulliLikelihood,
     CategoricalLikelihood,
     ContinuousBernoulliLikelihood,
     GaussianLikelihood,
     HeteroscedasticGaussianLikelihood,
+    NegativeBinomialLikelihood,
+    PoissonLikelihood,
 )
 INSTALL_HINT = (
     "ONNX export needs onnx, onnxruntime, skl2onnx and onnxscript: "
@@ -124,11 +128,12 @@ def _check_scored(name, module):
     if names:
         raise ExportError(
             f"score_samples of {name} cannot be exported with the "
-            f"{', '.join(sorted(names))} likelihood: its log-probability "
-            "needs lgamma of the data, which has no ONNX operator. "
-            "Supported for score_samples: bernoulli, categorical, "
-            "continuous_bernoulli, gaussian, gaussian_heteroscedastic. "
-            "transform exports with every likelihood."
+            f"{', '.join(sorted(names))} likelihood, whose log-probability "
+            "the ONNX graphs do not compute. Supported for score_samples: "
+            "skvae's own likelihoods (bernoulli, "
+            "categorical, continuous_bernoulli, gaussian, "
+            "gaussian_heteroscedastic, negative_binomial, poisson). transform "
+            "exports with every likelihood."
         )
 
 
