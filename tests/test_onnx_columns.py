@@ -1,5 +1,9 @@
 """ONNX export of models fitted on tables: one graph input per column."""
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -148,3 +152,56 @@ def test_categorical_columns_need_one_input_each(penguins):
     types = [(str(c), StringTensorType([None, 1])) for c in penguins.columns]
     with pytest.raises(ValueError, match="'bill_length_mm' is .* string tensor"):
         to_onnx(vae, initial_types=types)
+
+
+def test_table_graph_runs_without_torch(penguins, tmp_path):
+    """The graph of a model fitted on a table runs with onnxruntime and
+    pandas alone: in a process where importing torch (or skvae) fails."""
+    detector = VAEOutlierDetector(max_epochs=2, random_state=0).fit(penguins)
+    onx = to_onnx(detector, penguins[:1])
+    (tmp_path / "detector.onnx").write_bytes(onx.SerializeToString())
+    penguins.to_pickle(tmp_path / "rows.pkl")
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["torch"] = None  # import torch raises ImportError
+        sys.modules["skvae"] = None
+        import numpy as np
+        import onnxruntime as ort
+        import pandas as pd
+        frame = pd.read_pickle("rows.pkl")
+        session = ort.InferenceSession("detector.onnx")
+        feeds = {}
+        for node in session.get_inputs():
+            column = frame[node.name]
+            if node.type == "tensor(string)":
+                column = column.astype(object).where(column.notna(), "").astype(str)
+            else:
+                column = column.to_numpy(np.int64 if "int" in node.type else float)
+            feeds[node.name] = np.asarray(column).reshape(-1, 1)
+        print(" ".join(str(v) for v in session.run(None, feeds)[0][:, 0]))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    labels = [int(v) for v in result.stdout.split()]
+    np.testing.assert_array_equal(labels, detector.predict(penguins))
+
+
+def test_imputer_fitted_on_a_numeric_table():
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(200, 3)) @ rng.normal(size=(3, 3))
+    frame = pd.DataFrame(
+        {
+            "count": pd.array(np.round(5 * np.abs(values[:, 0])), dtype="Int64"),
+            "size": values[:, 1].astype(np.float32),
+            "x": values[:, 2],
+        }
+    )
+    frame = frame.mask(rng.random(frame.shape) < 0.2)
+    imputer = VAEImputer(n_impute_samples=10, max_epochs=3, random_state=0)
+    (filled,) = run(to_onnx(imputer.fit(frame), frame[:1]), frame)
+    expected = imputer.transform(frame).to_numpy(dtype=np.float64)
+    np.testing.assert_allclose(filled, expected, rtol=1e-5, atol=1e-5)

@@ -76,7 +76,8 @@ def to_onnx(model, X=None, *, target_opset=None, options=None, **kwargs):
     The graph runs with onnxruntime alone, without PyTorch or skvae.
 
     What the graphs compute, for an input of float32 or float64 (as
-    ``X[:1]`` has, or as ``initial_types`` says):
+    ``X[:1]`` has, or as ``initial_types`` says), or for a DataFrame's
+    columns, one input each:
 
     - :class:`VAETransformer`: ``transform`` (output ``variable``); with the
       option ``{VAETransformer: {"score_samples": True}}``, also
@@ -95,8 +96,16 @@ def to_onnx(model, X=None, *, target_opset=None, options=None, **kwargs):
         composite that skl2onnx converts) containing fitted skvae estimators.
     X : ndarray, DataFrame or None, default=None
         A row or a few rows of the input, from which skl2onnx takes the
-        input's dtype and width; or None with ``initial_types``. A DataFrame
-        of numeric columns counts as its array (the graph takes one tensor).
+        input's dtype and width; or None with ``initial_types``. For a
+        DataFrame the graph takes one input per column, named as the column,
+        of shape ``(n_rows, 1)``: strings as string tensors (a gap is
+        ``""``), numbers as float, double, int64 or bool tensors, as the
+        column's dtype is (nullable and numeric categorical columns as
+        double). The estimator's graph casts the numbers and encodes the
+        categorical columns as ``transform`` does; a pipeline that starts
+        with a ``ColumnTransformer`` maps them by name. Classifiers then
+        give their probabilities as a tensor (``zipmap=False``) when a
+        column is double, unless ``options`` say otherwise.
     target_opset : int, dict or None, default=None
         The ONNX opset (skl2onnx's default when None). skvae's graphs need
         opset 18 or newer.
@@ -115,10 +124,10 @@ def to_onnx(model, X=None, *, target_opset=None, options=None, **kwargs):
     Raises
     ------
     ValueError
-        When an estimator or option cannot be exported: categorical columns,
-        ``score_samples`` with Poisson or negative binomial likelihoods,
-        ``VAEImputer(sample_posterior=True)``, or a custom ``module`` that
-        ``torch.onnx.export`` cannot export.
+        When an estimator or option cannot be exported:
+        :class:`VAEImputer` with categorical columns, categorical columns
+        given as one input tensor, ``VAEImputer(sample_posterior=True)``, or
+        a custom ``module`` that ``torch.onnx.export`` cannot export.
     """
     _, skl2onnx = require()
     register_onnx_converters()
