@@ -137,10 +137,26 @@ def test_numeric_table_with_int64_and_bool_columns():
     np.testing.assert_allclose(codes, vae.transform(frame), rtol=1e-5, atol=1e-5)
 
 
-def test_imputer_with_categorical_columns_is_refused(penguins):
-    imputer = VAEImputer(max_epochs=1, random_state=0).fit(penguins)
-    with pytest.raises(ValueError, match="VAEImputer models categorical columns"):
-        to_onnx(imputer, penguins[:1])
+@pytest.mark.parametrize("table", ["penguins", "cps"])
+def test_imputer_fitted_on_a_table(table, request):
+    frame = request.getfixturevalue(table).copy()
+    gaps = np.random.default_rng(0).random(frame.shape) < 0.1
+    frame = frame.mask(gaps)  # gaps in string and numeric columns
+    imputer = VAEImputer(n_impute_samples=10, max_epochs=3, random_state=0)
+    filled = run(to_onnx(imputer.fit(frame), frame[:1]), frame)
+    expected = imputer.transform(frame)
+    for column, values in zip(frame.columns, filled):
+        if values.dtype.kind in "OU":  # categories: identical
+            assert values[:, 0].tolist() == expected[column].tolist()
+        else:
+            numbers = expected[column].to_numpy(np.float64)
+            np.testing.assert_allclose(values[:, 0], numbers, rtol=1e-5, atol=1e-5)
+
+
+def test_imputer_with_categorical_columns_and_indicator_is_refused(penguins):
+    imputer = VAEImputer(add_indicator=True, max_epochs=1, random_state=0)
+    with pytest.raises(ValueError, match="set add_indicator=False"):
+        to_onnx(imputer.fit(penguins), penguins[:1])
 
 
 def test_categorical_columns_need_one_input_each(penguins):

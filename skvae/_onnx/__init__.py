@@ -30,6 +30,8 @@ input rows what the estimators' methods do. The package holds, by concern:
   those of skvae.
 - ``_columns``: a table's columns as the graph's inputs, one each, cast and
   encoded (one-hot blocks of categories) in ONNX operators.
+- ``_fills``: ``TableFills``, the imputer's fills of a table with
+  categorical columns, decoded per column.
 - ``_lgamma``: ``lgamma`` in ONNX operators, the exporter's translation of
   ``torch.lgamma`` (the log-probabilities of counts).
 - ``_embed``: ``torch.onnx.export`` of the modules, and the copy of their
@@ -87,7 +89,8 @@ def to_onnx(model, X=None, *, target_opset=None, options=None, **kwargs):
       ``IsolationForest``; with the option ``score_samples``, also
       ``score_samples``.
     - :class:`VAEImputer`: ``transform``, the filled matrix (followed by the
-      missing indicator with ``add_indicator=True``).
+      missing indicator with ``add_indicator=True``); for a table with
+      categorical columns, one output per column (``<column>_filled``).
 
     Parameters
     ----------
@@ -125,9 +128,10 @@ def to_onnx(model, X=None, *, target_opset=None, options=None, **kwargs):
     ------
     ValueError
         When an estimator or option cannot be exported:
-        :class:`VAEImputer` with categorical columns, categorical columns
-        given as one input tensor, ``VAEImputer(sample_posterior=True)``, or
-        a custom ``module`` that ``torch.onnx.export`` cannot export.
+        :class:`VAEImputer` with categorical columns and ``add_indicator``
+        or empty columns, categorical columns given as one input tensor,
+        ``VAEImputer(sample_posterior=True)``, or a custom ``module`` that
+        ``torch.onnx.export`` cannot export.
     """
     _, skl2onnx = require()
     register_onnx_converters()

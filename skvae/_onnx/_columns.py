@@ -164,18 +164,20 @@ class Table:
         self.inputs = inputs
         self.schema = graphs.plan.schema
         self.unseen = []  # per categorical column: (mask name, log-probability)
+        self.values = {}  # per column position: its cast values or its gaps
 
     def matrix(self):
         """The name of the wide matrix, in the plan's float dtype."""
         dtype = self.graphs.onnx_dtype
         blocks = []
-        for column, variable in zip(self.schema.columns, self.inputs):
+        for i, (column, variable) in enumerate(zip(self.schema.columns, self.inputs)):
             if column.categorical:
-                blocks.append(self._one_hot(column, variable))
+                blocks.append(self._one_hot(i, column, variable))
             elif is_string(variable):  # an empty column, left out by Prepare
                 blocks.append(self._zeros(variable))
             else:
                 blocks.append(self.graphs.node("Cast", [variable.full_name], to=dtype))
+                self.values[i] = blocks[-1]
         if len(blocks) == 1:
             return blocks[0]
         return self.graphs.node("Concat", blocks, axis=1)
@@ -186,7 +188,7 @@ class Table:
         zero = g.constant("zero", np.zeros(1, dtype=g.np_dtype))
         return g.node("Expand", [zero, shape])
 
-    def _one_hot(self, column, variable):
+    def _one_hot(self, i, column, variable):
         """The one-hot block of a categorical column, NaN rows for gaps and
         unseen categories; records the unseen ones."""
         g = self.graphs
@@ -211,6 +213,7 @@ class Table:
             values = np.asarray(column.categories, dtype=np.float64)[None]
             hits = g.node("Equal", [x, g.constant("categories", values)])
             gap = g.node("IsNaN", [x])
+        self.values[i] = gap
         ones = g.node("Cast", [hits], to=g.onnx_dtype)
         axes = g.constant("axes", np.array([1], dtype=np.int64))
         count = g.node("ReduceSum", [ones, axes], keepdims=1)
@@ -243,6 +246,62 @@ class Table:
         zero = g.constant("zero", np.zeros(1, dtype=g.np_dtype))
         holds = g.node("Less", [unseen, zero])
         g.node("Where", [holds, capped, total], [output])
+
+    def fill(self, decoded, codes, outputs):
+        """Write each column with its gaps filled to ``outputs`` (one per
+        column): the numbers from ``decoded`` and the categories from
+        ``codes`` (the outputs of ``TableFills``), as ``VAEImputer`` fills a
+        DataFrame's gaps (NaN, or ``""`` in a string tensor); observed
+        entries, unseen categories included, come back as given."""
+        g = self.graphs
+        numeric = {i: j for j, i in enumerate(self.schema.numeric_columns())}
+        categorical = [i for i, c in enumerate(self.schema.columns) if c.categorical]
+        for i, (column, output) in enumerate(zip(self.schema.columns, outputs)):
+            if i in numeric:
+                value = g.node(
+                    "Cast", [_column(g, decoded, numeric[i])], to=g.onnx_dtype
+                )
+                gaps = g.node("IsNaN", [self.values[i]])
+                g.node("Where", [gaps, value, self.values[i]], [output])
+                continue
+            code = _column(g, codes, categorical.index(i))
+            given = self.inputs[i].full_name
+            if _string_categories(column):
+                value = g.node(
+                    "LabelEncoder",
+                    [code],
+                    op_domain=ML_DOMAIN,
+                    op_version=ML_VERSION,
+                    keys_int64s=list(range(column.width)),
+                    values_strings=[str(c) for c in column.categories],
+                    default_string=GAP,
+                )
+            else:
+                values = np.asarray(column.categories, dtype=np.float64)
+                value = g.node("Gather", [g.constant("categories", values), code])
+                given = g.node("Cast", [given], to=_DOUBLE)
+            g.node("Where", [self.values[i], value, given], [output])
+
+
+def _column(graphs, matrix, j):
+    """Column ``j`` of ``matrix``, of shape (n_rows, 1)."""
+    index = graphs.constant("column", np.array([j], dtype=np.int64))
+    return graphs.node("Gather", [matrix, index], axis=1)
+
+
+def output_types(schema, float_type):
+    """The skl2onnx type of each column filled by ``Table.fill``."""
+    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+
+    types = []
+    for column in schema.columns:
+        if not column.categorical:
+            types.append(float_type)
+        elif _string_categories(column):
+            types.append(StringTensorType)
+        else:
+            types.append(DoubleTensorType)
+    return types
 
 
 # onnx.TensorProto.DOUBLE, without importing onnx at import time.

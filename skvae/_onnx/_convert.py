@@ -4,9 +4,10 @@ estimators, and the conversion options of each graph."""
 import numpy as np
 import torch
 
-from ._columns import Table, check_inputs
+from ._columns import Table, check_inputs, output_types
 from ._draws import uniform_graph
 from ._embed import embed, export
+from ._fills import TableFills
 from ._graphs import EncodeGraph, ImputeGraph, ScoreGraph
 from ._plan import MIN_OPSET, ExportError, Plan
 from ._prepare import Prepare
@@ -70,6 +71,14 @@ def _is_table(model, inputs):
     return not numbers or any(c.categorical for c in schema.columns)
 
 
+def _per_column(model, inputs):
+    """Whether the imputer's graph gives back one output per column: for a
+    table with categorical columns."""
+    schema = model._fitted_state()["schema"]
+    categorical = any(c.categorical for c in schema.columns)
+    return categorical and _is_table(model, inputs)
+
+
 def _float_type(model, inputs):
     """The skl2onnx float tensor type of the graph's outputs: the input's,
     or for a table's columns that of the model's schema (as ``transform``
@@ -106,6 +115,13 @@ def _declare_outputs(scope, model, inputs):
         outputs = [
             scope.declare_local_variable("label", Int64TensorType()),
             scope.declare_local_variable("scores", float_type()),
+        ]
+    elif kind == "imputer" and _per_column(model, inputs):
+        schema = model._fitted_state()["schema"]
+        types = output_types(schema, float_type)
+        outputs = [
+            scope.declare_local_variable(f"{column.name}_filled", tensor())
+            for column, tensor in zip(schema.columns, types)
         ]
     else:
         outputs = [scope.declare_local_variable("variable", float_type())]
@@ -145,6 +161,11 @@ def shape_calculator(operator):
         outputs[0].type = Int64TensorType([n_rows, 1])
         outputs[1].type = float_type([n_rows, 1])
         outputs = outputs[2:]
+    elif kind == "imputer" and _per_column(model, operator.inputs):
+        schema = model._fitted_state()["schema"]
+        for output, tensor in zip(outputs, output_types(schema, float_type)):
+            output.type = tensor([n_rows, 1])
+        outputs = []
     elif kind == "imputer":
         outputs[0].type = float_type([n_rows, len(model.get_feature_names_out())])
         outputs = outputs[1:]
@@ -177,6 +198,9 @@ def converter(scope, operator, container):
     table = Table(graphs, operator.inputs) if table else None
     source = table.matrix() if table else operator.inputs[0].full_name
     prepared = graphs.prepare(source, slopes=score)
+    if kind == "imputer" and _per_column(model, operator.inputs):
+        table.fill(*graphs.fills(prepared), outputs)
+        return
     if kind == "imputer":
         graphs.impute(source, prepared, outputs[0])
         return
@@ -303,6 +327,14 @@ class Graphs:
         x, observed, _ = prepared
         u = self.uniforms(x)
         self.run(ImputeGraph(self.plan), [source, x, observed, u], [output], "impute")
+
+    def fills(self, prepared):
+        """Embed ``TableFills``; return the names of its two outputs."""
+        x, observed, _ = prepared
+        u = self.uniforms(x)
+        outputs = [self.name("decoded"), self.name("codes")]
+        self.run(TableFills(self.plan), [x, observed, u], outputs, "fills")
+        return outputs
 
     def decide(self, score, label, scores, offset):
         """``decision_function`` and ``predict`` from ``score_samples``."""

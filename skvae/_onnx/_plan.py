@@ -65,7 +65,7 @@ class Plan:
         self.indicator_features = state.get("indicator_features")
         categorical = any(c.categorical for c in schema.columns)
         if categorical:
-            _check_table(name, table, impute)
+            _check_table(name, table, impute, model, schema)
             check_categories(name, schema, model)
         # The width of the rows that Prepare takes (see _columns).
         self.width = wide_width(schema)
@@ -91,15 +91,14 @@ class Plan:
             self.n_draws = model.n_impute_samples
 
 
-def _check_table(name, table, impute):
-    """Refuse categorical columns without per-column inputs, or for the
-    imputer."""
-    if impute:
+def _check_table(name, table, impute, model, schema):
+    """Refuse categorical columns without per-column inputs, or for an
+    imputer with a missing indicator or empty columns."""
+    if impute and (model.add_indicator or not all(schema.kept())):
         raise ExportError(
-            f"{name} models categorical columns, which its ONNX export does not "
-            "support: its graph gives back one numeric tensor. Export a "
-            "VAETransformer or VAEOutlierDetector, or encode the categories as "
-            "numbers before the model (for example with OneHotEncoder)."
+            f"{name} with categorical columns exports one output per column, "
+            "without add_indicator and without columns empty in fit: set "
+            "add_indicator=False, drop the empty columns and refit to export it."
         )
     if not table:
         raise ExportError(
