@@ -64,9 +64,9 @@ def _is_table(model, inputs):
 
     if len(inputs) != 1:
         return True
-    schema = model._fitted_state()["schema"]
     if model.n_features_in_ != 1:
         return False
+    schema = model._fitted_state()["schema"]
     numbers = isinstance(inputs[0].type, (FloatTensorType, DoubleTensorType))
     return not numbers or any(c.categorical for c in schema.columns)
 
