@@ -28,6 +28,12 @@ input rows what the estimators' methods do. The package holds, by concern:
   (``uniform_graph``); the inverse normal CDF that turns them into draws is
   Wichura's AS241 (``ndtri``), accurate to about 1e-16, so that the draws are
   those of skvae.
+- ``_columns``: a table's columns as the graph's inputs, one each, cast and
+  encoded (one-hot blocks of categories) in ONNX operators.
+- ``_fills``: ``TableFills``, the imputer's fills of a table with
+  categorical columns, decoded per column.
+- ``_lgamma``: ``lgamma`` in ONNX operators, the exporter's translation of
+  ``torch.lgamma`` (the log-probabilities of counts).
 - ``_embed``: ``torch.onnx.export`` of the modules, and the copy of their
   graphs into skl2onnx's container.
 
@@ -40,6 +46,7 @@ it, skl2onnx finds the converters through the estimators' ``onnx_parser``,
 
 import threading
 
+from ._columns import column_types, tensor_probabilities
 from ._convert import (
     GRAPH_OPTIONS,
     converter,
@@ -71,7 +78,8 @@ def to_onnx(model, X=None, *, target_opset=None, options=None, **kwargs):
     The graph runs with onnxruntime alone, without PyTorch or skvae.
 
     What the graphs compute, for an input of float32 or float64 (as
-    ``X[:1]`` has, or as ``initial_types`` says):
+    ``X[:1]`` has, or as ``initial_types`` says), or for a DataFrame's
+    columns, one input each:
 
     - :class:`VAETransformer`: ``transform`` (output ``variable``); with the
       option ``{VAETransformer: {"score_samples": True}}``, also
@@ -81,7 +89,8 @@ def to_onnx(model, X=None, *, target_opset=None, options=None, **kwargs):
       ``IsolationForest``; with the option ``score_samples``, also
       ``score_samples``.
     - :class:`VAEImputer`: ``transform``, the filled matrix (followed by the
-      missing indicator with ``add_indicator=True``).
+      missing indicator with ``add_indicator=True``); for a table with
+      categorical columns, one output per column (``<column>_filled``).
 
     Parameters
     ----------
@@ -90,8 +99,16 @@ def to_onnx(model, X=None, *, target_opset=None, options=None, **kwargs):
         composite that skl2onnx converts) containing fitted skvae estimators.
     X : ndarray, DataFrame or None, default=None
         A row or a few rows of the input, from which skl2onnx takes the
-        input's dtype and width; or None with ``initial_types``. A DataFrame
-        of numeric columns counts as its array (the graph takes one tensor).
+        input's dtype and width; or None with ``initial_types``. For a
+        DataFrame the graph takes one input per column, named as the column,
+        of shape ``(n_rows, 1)``: strings as string tensors (a gap is
+        ``""``), numbers as float, double, int64 or bool tensors, as the
+        column's dtype is (nullable and numeric categorical columns as
+        double). The estimator's graph casts the numbers and encodes the
+        categorical columns as ``transform`` does; a pipeline that starts
+        with a ``ColumnTransformer`` maps them by name. Classifiers then
+        give their probabilities as a tensor (``zipmap=False``) when a
+        column is double, unless ``options`` say otherwise.
     target_opset : int, dict or None, default=None
         The ONNX opset (skl2onnx's default when None). skvae's graphs need
         opset 18 or newer.
@@ -110,15 +127,19 @@ def to_onnx(model, X=None, *, target_opset=None, options=None, **kwargs):
     Raises
     ------
     ValueError
-        When an estimator or option cannot be exported: categorical columns,
-        ``score_samples`` with Poisson or negative binomial likelihoods,
+        When an estimator or option cannot be exported:
+        :class:`VAEImputer` with categorical columns and ``add_indicator``
+        or empty columns, categorical columns given as one input tensor,
         ``VAEImputer(sample_posterior=True)``, or a custom ``module`` that
         ``torch.onnx.export`` cannot export.
     """
     _, skl2onnx = require()
     register_onnx_converters()
-    if hasattr(X, "to_numpy") and hasattr(X, "columns"):  # a DataFrame
-        X = X.to_numpy()
+    if hasattr(X, "dtypes") and hasattr(X, "columns"):  # a DataFrame
+        if "initial_types" not in kwargs:
+            kwargs["initial_types"] = column_types(X)
+            options = tensor_probabilities(model, kwargs["initial_types"], options)
+        X = None
     return skl2onnx.to_onnx(
         model, X, target_opset=target_opset, options=options, **kwargs
     )

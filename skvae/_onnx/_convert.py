@@ -4,8 +4,10 @@ estimators, and the conversion options of each graph."""
 import numpy as np
 import torch
 
+from ._columns import Table, check_inputs, output_types
 from ._draws import uniform_graph
 from ._embed import embed, export
+from ._fills import TableFills
 from ._graphs import EncodeGraph, ImputeGraph, ScoreGraph
 from ._plan import MIN_OPSET, ExportError, Plan
 from ._prepare import Prepare
@@ -55,6 +57,41 @@ def _tensor_type(variable):
     )
 
 
+def _is_table(model, inputs):
+    """Whether ``inputs`` are a table's columns, one each (see ``_columns``),
+    rather than one tensor of all of them."""
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    if len(inputs) != 1:
+        return True
+    if model.n_features_in_ != 1:
+        return False
+    schema = model._fitted_state()["schema"]
+    numbers = isinstance(inputs[0].type, (FloatTensorType, DoubleTensorType))
+    return not numbers or any(c.categorical for c in schema.columns)
+
+
+def _per_column(model, inputs):
+    """Whether the imputer's graph gives back one output per column: for a
+    table with categorical columns."""
+    schema = model._fitted_state()["schema"]
+    categorical = any(c.categorical for c in schema.columns)
+    return categorical and _is_table(model, inputs)
+
+
+def _float_type(model, inputs):
+    """The skl2onnx float tensor type of the graph's outputs: the input's,
+    or for a table's columns that of the model's schema (as ``transform``
+    gives a DataFrame's outputs)."""
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    if not _is_table(model, inputs):
+        return _tensor_type(inputs[0])
+    schema = model._fitted_state()["schema"]
+    check_inputs(type(model).__name__, schema, inputs)
+    return DoubleTensorType if schema.dtype == np.float64 else FloatTensorType
+
+
 def parser(scope, model, inputs, custom_parsers=None):
     """Declare a skvae estimator and its outputs in skl2onnx's topology."""
     from skl2onnx._supported_operators import _get_sklearn_operator_name
@@ -72,18 +109,19 @@ def _declare_outputs(scope, model, inputs):
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(model)
-    if len(inputs) != 1:
-        raise ExportError(
-            f"skvae's ONNX graphs take one input tensor, got {len(inputs)} inputs "
-            "(skl2onnx makes one per column of a DataFrame). Convert with an "
-            "array, for example X[:1].to_numpy(dtype=np.float32)."
-        )
-    float_type = _tensor_type(inputs[0])
+    float_type = _float_type(model, inputs)
     kind = graph_kind(model)
     if kind == "detector":
         outputs = [
             scope.declare_local_variable("label", Int64TensorType()),
             scope.declare_local_variable("scores", float_type()),
+        ]
+    elif kind == "imputer" and _per_column(model, inputs):
+        schema = model._fitted_state()["schema"]
+        types = output_types(schema, float_type)
+        outputs = [
+            scope.declare_local_variable(f"{column.name}_filled", tensor())
+            for column, tensor in zip(schema.columns, types)
         ]
     else:
         outputs = [scope.declare_local_variable("variable", float_type())]
@@ -107,9 +145,11 @@ def shape_calculator(operator):
     from skl2onnx.common.data_types import Int64TensorType
 
     model = operator.raw_operator
-    float_type = _tensor_type(operator.inputs[0])
+    float_type = _float_type(model, operator.inputs)
     n_rows = operator.inputs[0].get_first_dimension()
     n_columns = operator.inputs[0].get_second_dimension()
+    if _is_table(model, operator.inputs):
+        n_columns = len(operator.inputs)
     if n_columns is not None and n_columns != model.n_features_in_:
         raise ExportError(
             f"{type(model).__name__} was fitted on {model.n_features_in_} features, "
@@ -121,6 +161,11 @@ def shape_calculator(operator):
         outputs[0].type = Int64TensorType([n_rows, 1])
         outputs[1].type = float_type([n_rows, 1])
         outputs = outputs[2:]
+    elif kind == "imputer" and _per_column(model, operator.inputs):
+        schema = model._fitted_state()["schema"]
+        for output, tensor in zip(outputs, output_types(schema, float_type)):
+            output.type = tensor([n_rows, 1])
+        outputs = []
     elif kind == "imputer":
         outputs[0].type = float_type([n_rows, len(model.get_feature_names_out())])
         outputs = outputs[1:]
@@ -139,31 +184,41 @@ def converter(scope, operator, container):
         raise ExportError(
             f"skvae's ONNX graphs need target_opset >= {MIN_OPSET}, got {opset}."
         )
-    float_type = _tensor_type(operator.inputs[0])
+    float_type = _float_type(model, operator.inputs)
     dtype = (
         torch.float64 if float_type.__name__ == "DoubleTensorType" else torch.float32
     )
-    source = operator.inputs[0].full_name
     outputs = [o.full_name for o in operator.outputs]
     kind = graph_kind(model)
     options = _options(container, model)
     score = kind == "detector" or options.get("score_samples", False)
-    plan = Plan(model, dtype, score=score, impute=kind == "imputer")
+    table = _is_table(model, operator.inputs)
+    plan = Plan(model, dtype, score=score, impute=kind == "imputer", table=table)
     graphs = Graphs(scope, container, opset, plan)
+    table = Table(graphs, operator.inputs) if table else None
+    source = table.matrix() if table else operator.inputs[0].full_name
     prepared = graphs.prepare(source, slopes=score)
-    if kind == "transformer" and score:
-        graphs.score(prepared, outputs[1], codes=outputs[0])
-    elif kind == "transformer":
-        graphs.encode(prepared, outputs[0])
-    elif kind == "detector":
-        if len(outputs) > 2:
-            score_name = outputs[2]
-        else:
-            score_name = scope.get_unique_variable_name("skvae_score_samples")
-        graphs.score(prepared, score_name)
-        graphs.decide(score_name, outputs[0], outputs[1], model.offset_)
-    else:
+    if kind == "imputer" and _per_column(model, operator.inputs):
+        table.fill(*graphs.fills(prepared), outputs)
+        return
+    if kind == "imputer":
         graphs.impute(source, prepared, outputs[0])
+        return
+    if not score:
+        graphs.encode(prepared, outputs[0])
+        return
+    detector = kind == "detector"
+    if detector and len(outputs) <= 2:
+        final = graphs.name("score_samples")
+    else:
+        final = outputs[-1]
+    # A table's unseen categories add their terms to the score afterwards.
+    score_name = graphs.name("score") if table else final
+    graphs.score(prepared, score_name, codes=None if detector else outputs[0])
+    if table:
+        table.add_unseen(score_name, final, model.offset_ if detector else None)
+    if detector:
+        graphs.decide(final, outputs[0], outputs[1], model.offset_)
 
 
 class Graphs:
@@ -181,8 +236,34 @@ class Graphs:
         # module where it is.
         plan.module = copy.deepcopy(plan.module).to("cpu").eval()
 
-    def _name(self, base):
+    def name(self, base):
         return self.scope.get_unique_variable_name(f"skvae_{base}")
+
+    @property
+    def np_dtype(self):
+        return np.float64 if self.plan.dtype == torch.float64 else np.float32
+
+    @property
+    def onnx_dtype(self):
+        """The ``onnx.TensorProto`` code of the plan's float dtype."""
+        return 11 if self.plan.dtype == torch.float64 else 1  # DOUBLE, FLOAT
+
+    def constant(self, base, array):
+        """The name of a new initializer holding ``array``."""
+        from onnx import numpy_helper
+
+        name = self.name(base)
+        self.container.initializers.append(numpy_helper.from_array(array, name))
+        return name
+
+    def node(self, op_type, inputs, outputs=None, **attrs):
+        """Add an ``op_type`` node; return the name of its (first) output,
+        a new one unless ``outputs`` names them."""
+        outputs = outputs or [self.name(op_type.lower())]
+        self.container.add_node(
+            op_type, inputs, outputs, name=self._op(op_type.lower()), **attrs
+        )
+        return outputs[0]
 
     def run(self, module, inputs, outputs, prefix):
         """Export ``module`` and embed it, fed the variables ``inputs`` and
@@ -204,8 +285,8 @@ class Graphs:
     def prepare(self, source, slopes):
         """Embed ``Prepare``; return the names of its three outputs."""
         plan = self.plan
-        X = torch.zeros(2, plan.model.n_features_in_, dtype=plan.dtype)
-        names = [self._name(n) for n in ("x", "observed", "log_slope")]
+        X = torch.zeros(2, plan.width, dtype=plan.dtype)
+        names = [self.name(n) for n in ("x", "observed", "log_slope")]
         prepare = Prepare(plan, slopes=slopes)
         with torch.no_grad():
             examples = prepare(X)
@@ -224,7 +305,7 @@ class Graphs:
             plan.score_seed,
             self.opset,
         )
-        name = self._name("uniform")
+        name = self.name("uniform")
         embed(model, self.scope, self.container, {"x": x}, {"u": name}, "skvae_hash")
         self.examples[name] = torch.full((2, n_uniforms), 0.5, dtype=torch.float64)
         return name
@@ -247,31 +328,24 @@ class Graphs:
         u = self.uniforms(x)
         self.run(ImputeGraph(self.plan), [source, x, observed, u], [output], "impute")
 
+    def fills(self, prepared):
+        """Embed ``TableFills``; return the names of its two outputs."""
+        x, observed, _ = prepared
+        u = self.uniforms(x)
+        outputs = [self.name("decoded"), self.name("codes")]
+        self.run(TableFills(self.plan), [x, observed, u], outputs, "fills")
+        return outputs
+
     def decide(self, score, label, scores, offset):
         """``decision_function`` and ``predict`` from ``score_samples``."""
-        from onnx import numpy_helper
-
-        dtype = np.float64 if self.plan.dtype == torch.float64 else np.float32
-        constants = {}
-        for key, value in (
-            ("offset", np.array([offset], dtype=dtype)),
-            ("zero", np.array([0.0], dtype=dtype)),
-            ("one", np.array([1], dtype=np.int64)),
-            ("minus_one", np.array([-1], dtype=np.int64)),
-        ):
-            constants[key] = self._name(key)
-            tensor = numpy_helper.from_array(value, constants[key])
-            self.container.initializers.append(tensor)
-        outlier = self._name("outlier")
-        add = self.container.add_node
-        add("Sub", [score, constants["offset"]], [scores], name=self._op("decision"))
-        add("Less", [scores, constants["zero"]], [outlier], name=self._op("less"))
-        add(
-            "Where",
-            [outlier, constants["minus_one"], constants["one"]],
-            [label],
-            name=self._op("label"),
-        )
+        dtype = self.np_dtype
+        offset = self.constant("offset", np.array([offset], dtype=dtype))
+        zero = self.constant("zero", np.array([0.0], dtype=dtype))
+        one = self.constant("one", np.array([1], dtype=np.int64))
+        minus_one = self.constant("minus_one", np.array([-1], dtype=np.int64))
+        self.node("Sub", [score, offset], [scores])
+        outlier = self.node("Less", [scores, zero])
+        self.node("Where", [outlier, minus_one, one], [label])
 
     def _op(self, base):
         return self.scope.get_unique_operator_name(f"skvae_{base}")

@@ -4,6 +4,7 @@ skl2onnx's container."""
 import logging
 import warnings
 
+from ._lgamma import translations
 from ._plan import INSTALL_HINT, ExportError
 
 
@@ -31,6 +32,7 @@ def export(module, args, input_names, output_names, opset):
                 input_names=input_names,
                 output_names=output_names,
                 dynamic_shapes=shapes,
+                custom_translation_table=translations(),
                 verbose=False,
                 optimize=True,
             )

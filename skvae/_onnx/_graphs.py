@@ -20,7 +20,7 @@ class EncodeGraph(nn.Module):
     def __init__(self, plan):
         super().__init__()
         self.module = plan.module
-        self.missing = plan.model.missing_values is not None
+        self.missing = plan.missing
         self.dtype = plan.dtype
 
     def forward(self, x, observed):
@@ -35,7 +35,7 @@ class _Draws(nn.Module):
     def __init__(self, plan):
         super().__init__()
         self.module = plan.module
-        self.missing = plan.model.missing_values is not None
+        self.missing = plan.missing
         self.n_draws = plan.n_draws
 
     def inputs(self, x, observed, uniform):

@@ -2,21 +2,27 @@
 
 from .._likelihoods import (
     BernoulliLikelihood,
+    CategoricalLikelihood,
     ContinuousBernoulliLikelihood,
     GaussianLikelihood,
     HeteroscedasticGaussianLikelihood,
+    NegativeBinomialLikelihood,
+    PoissonLikelihood,
 )
 from .._modules import VAEModule
 
 # The torch exporter writes opset 18 and newer.
 MIN_OPSET = 18
-# Likelihoods whose log-density the exported graphs compute. Poisson and
-# negative binomial need lgamma of the data, which ONNX has no operator for.
+# Likelihoods whose log-density the exported graphs compute (counts with the
+# lgamma of ``_lgamma``).
 SCORED = (
     BernoulliLikelihood,
+    CategoricalLikelihood,
     ContinuousBernoulliLikelihood,
     GaussianLikelihood,
     HeteroscedasticGaussianLikelihood,
+    NegativeBinomialLikelihood,
+    PoissonLikelihood,
 )
 INSTALL_HINT = (
     "ONNX export needs onnx, onnxruntime, skl2onnx and onnxscript: "
@@ -44,8 +50,10 @@ class Plan:
     Raises ``ExportError`` for what the graphs cannot compute.
     """
 
-    def __init__(self, model, dtype, score=False, impute=False):
+    def __init__(self, model, dtype, score=False, impute=False, table=False):
         from sklearn.utils.validation import check_is_fitted
+
+        from ._columns import check_categories, wide_width
 
         check_is_fitted(model)
         name = type(model).__name__
@@ -56,7 +64,15 @@ class Plan:
         self.score_seed = state["score_seed"]
         self.indicator_features = state.get("indicator_features")
         self.donors = state.get("donors")
-        _check_numeric(name, schema)
+        categorical = any(c.categorical for c in schema.columns)
+        if categorical:
+            _check_table(name, table, impute, model, schema)
+            check_categories(name, schema, model)
+        # The width of the rows that Prepare takes (see _columns).
+        self.width = wide_width(schema)
+        # Whether the rows can have gaps: a category that fit did not see is
+        # one, even without missing_values.
+        self.missing = model.missing_values is not None or categorical
         self.module = _checked_module(name, state["module"])
         if score:
             _check_scored(name, self.module)
@@ -78,14 +94,20 @@ class Plan:
             self.n_draws = model.n_impute_samples
 
 
-def _check_numeric(name, schema):
-    categorical = [c.name for c in schema.columns if c.categorical]
-    if categorical:
+def _check_table(name, table, impute, model, schema):
+    """Refuse categorical columns without per-column inputs, or for an
+    imputer with a missing indicator or empty columns."""
+    if impute and (model.add_indicator or not all(schema.kept())):
         raise ExportError(
-            f"{name} models categorical columns ({categorical[:5]}), which the "
-            "ONNX export does not support: its graphs take one numeric tensor. "
-            "Encode the categories as numbers before the model (for example "
-            "with OneHotEncoder in the pipeline) to export it."
+            f"{name} with categorical columns exports one output per column, "
+            "without add_indicator and without columns empty in fit: set "
+            "add_indicator=False, drop the empty columns and refit to export it."
+        )
+    if not table:
+        raise ExportError(
+            f"{name} models categorical columns, which its ONNX graph takes as "
+            "one input per column: convert with a few rows of the DataFrame, "
+            "skvae.to_onnx(model, frame[:1]), not with one tensor."
         )
 
 
@@ -108,11 +130,12 @@ def _check_scored(name, module):
     if names:
         raise ExportError(
             f"score_samples of {name} cannot be exported with the "
-            f"{', '.join(sorted(names))} likelihood: its log-probability "
-            "needs lgamma of the data, which has no ONNX operator. "
-            "Supported for score_samples: bernoulli, continuous_bernoulli, "
-            "gaussian, gaussian_heteroscedastic. transform exports with "
-            "every likelihood."
+            f"{', '.join(sorted(names))} likelihood, whose log-probability "
+            "the ONNX graphs do not compute. Supported for score_samples: "
+            "skvae's own likelihoods (bernoulli, "
+            "categorical, continuous_bernoulli, gaussian, "
+            "gaussian_heteroscedastic, negative_binomial, poisson). transform "
+            "exports with every likelihood."
         )
 
 

@@ -1,6 +1,5 @@
 """``Prepare``: raw rows to the encoder's input, as an exportable module."""
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -43,8 +42,25 @@ class _Splines(nn.Module):
         return values, torch.log(slopes)
 
 
+def _kept_slots(schema):
+    """The slots of the wide matrix (see ``_columns``) that hold modelled
+    columns: the numeric input columns, or with categorical columns their
+    one-hot blocks too, in encoded order."""
+    kept, slot = [], 0
+    for column in schema.columns:
+        width = column.width if column.categorical else 1
+        if column.width:
+            kept.extend(range(slot, slot + width))
+        slot += width
+    return kept
+
+
 class Prepare(nn.Module):
     """Raw rows to the encoder's input, as ``_inference_data`` builds it.
+
+    The rows are the input array, or the wide matrix of a table's columns
+    (categorical ones one-hot encoded, NaN across the block of a gap or an
+    unseen category).
 
     Returns the float32 rows (zeros in the gaps), the observation mask (all
     True without ``missing_values``) and, per row, the sum of the log-slopes
@@ -55,13 +71,12 @@ class Prepare(nn.Module):
         super().__init__()
         self.slopes = slopes
         schema = plan.schema
-        kept = np.flatnonzero(schema.kept()).tolist()
-        self.drop = len(kept) < len(schema.columns)
+        kept = _kept_slots(schema)
+        self.drop = len(kept) < plan.width
         self.register_buffer("kept", torch.tensor(kept, dtype=torch.int64))
+        # A kept column's position among the kept slots is its encoded start.
         transformed = [
-            (j, schema.columns[i].transform)
-            for j, i in enumerate(kept)
-            if schema.columns[i].transform is not None
+            (c.start, c.transform) for c in schema.columns if c.transform is not None
         ]
         self.splines = None
         if transformed:
@@ -73,7 +88,7 @@ class Prepare(nn.Module):
             self.register_buffer("positions", torch.tensor(positions))
             self.register_buffer("order", torch.tensor(order))
         self.marker = plan.model.missing_values
-        self.missing = self.marker is not None
+        self.missing = plan.missing
 
     def forward(self, X):
         if self.missing:
