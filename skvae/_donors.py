@@ -106,8 +106,12 @@ def donor_means(index, values, observed, n_neighbors):
     rank = torch.cumsum(picked, dim=1) - 1.0
     use = picked * (rank < n_neighbors.to(rank.dtype)).to(picked.dtype)
     count = use.sum(dim=1)
-    total = (use * values[index]).sum(dim=1)
-    return total / torch.clamp(count, min=1.0), count
+    # In float64, where sums of a few float32 values are exact whatever
+    # their order: the mean of two donors 46.6 and 46.7 (recorded to one
+    # decimal) is then the same in every runtime, on whichever side of 46.65
+    # it falls, and rounds the same.
+    total = (use * values[index]).to(torch.float64).sum(dim=1)
+    return total / torch.clamp(count, min=1.0).to(torch.float64), count
 
 
 def n_candidates(pool):
@@ -138,12 +142,13 @@ def blend(fills, keys, pool, n):
     """``fills`` moved towards the donors' means by each entry's weight (the
     model's own fills where no donor observed the entry), the donors looked
     for among the ``n`` pool rows nearest the ``keys`` (``completed`` rows;
-    ``n_candidates``). The torch function of ``VAEImputer.transform`` and
-    its ONNX graph."""
+    ``n_candidates``), in float64. The torch function of
+    ``VAEImputer.transform`` and its ONNX graph."""
     index = nearest(keys.to(pool.keys.dtype), pool.keys, n)
     means, count = donor_means(index, pool.values, pool.observed, pool.n_neighbors)
     weight = torch.where(count > 0, pool.weight, torch.zeros_like(pool.weight))
-    return fills + weight.to(fills.dtype) * (means.to(fills.dtype) - fills)
+    fills = fills.to(torch.float64)
+    return fills + weight.to(torch.float64) * (means - fills)
 
 
 def blend_rows(fills, keys, pool):

@@ -80,7 +80,27 @@ class ScoreGraph(_Draws):
         return score
 
 
-class ImputeGraph(_Draws):
+class DonorFills(_Draws):
+    """Importance draws of the imputer, whose fills take in the donors of
+    ``blend`` (buffers; none when the model alone fills), as ``transform``
+    does."""
+
+    def __init__(self, plan):
+        super().__init__(plan)
+        pool = plan.donors
+        self.n_candidates = None if pool is None else n_candidates(pool)
+        for name, value in zip(POOL_FIELDS, () if pool is None else pool):
+            self.register_buffer(f"donor_{name}", value)
+
+    def blended(self, fills, x, mask):
+        """``fills`` with the donors blended in."""
+        if self.n_candidates is None:
+            return fills
+        pool = DonorPool(*(getattr(self, f"donor_{n}") for n in POOL_FIELDS))
+        return blend(fills, completed(x, mask, fills), pool, self.n_candidates)
+
+
+class ImputeGraph(DonorFills):
     """``VAEImputer.transform``: the posterior means (``posterior_mean``)
     decoded to the columns' units by ``decode_numeric``, in the gaps of the
     input."""
@@ -91,20 +111,6 @@ class ImputeGraph(_Draws):
         self.dtype = plan.dtype
         self.decoding = Tensors(schema.numeric_decoding())
         self._register_layout(plan, schema.numeric_columns())
-        self._register_donors(plan.donors)
-
-    def _register_donors(self, pool):
-        """The donors of ``blend`` as buffers (none when the model alone fills)."""
-        self.n_candidates = None if pool is None else n_candidates(pool)
-        for name, value in zip(POOL_FIELDS, () if pool is None else pool):
-            self.register_buffer(f"donor_{name}", value)
-
-    def _blended(self, fills, x, mask):
-        """``fills`` with the donors blended in, as ``transform`` does."""
-        if self.n_candidates is None:
-            return fills
-        pool = DonorPool(*(getattr(self, f"donor_{n}") for n in POOL_FIELDS))
-        return blend(fills, completed(x, mask, fills), pool, self.n_candidates)
 
     def _register_layout(self, plan, kept):
         """Buffers that place the kept columns among the output's columns."""
@@ -127,7 +133,7 @@ class ImputeGraph(_Draws):
     def forward(self, X, x, observed, uniform):
         eps, mask = self.inputs(x, observed, uniform)
         fills = posterior_mean(self.module, x, eps, mask)
-        fills = self._blended(fills, x, mask)
+        fills = self.blended(fills, x, mask)
         decoded = decode_numeric(fills.to(torch.float64), self.decoding.table())
         padded = torch.cat([decoded, torch.zeros_like(decoded[:, :1])], dim=1)
         full = padded.index_select(1, self.where).to(X.dtype)
