@@ -364,7 +364,9 @@ def categories_of(values, name):
     if isinstance(dtype, pd.CategoricalDtype):
         categories, ordered = list(dtype.categories), bool(dtype.ordered)
     else:
-        observed = pd.unique(series.dropna())
+        # Not pd.unique: its hash table of strings ends each one at a NUL
+        # character, so that "a" and "a\x00b" would be one category.
+        observed = list(dict.fromkeys(series.dropna().tolist()))
         try:
             categories = sorted(observed)
         except TypeError:  # values of mixed types: keep their order of appearance

@@ -645,3 +645,13 @@ def test_the_schema_says_which_columns_outputs_keep():
     schema = fit_schema(table, "auto", allow_empty=True)
     assert_array_equal(schema.kept(), [True, False, True])
     assert_array_equal(schema.kept(keep_empty=True), [True, True, True])
+
+
+def test_categories_that_differ_after_a_nul_character_stay_apart():
+    # pandas' unique() of strings stops at a NUL character.
+    values = ["", "\x00", "a\x00b", "a"] * 5
+    frame = pd.DataFrame({"s": pd.Series(values, dtype=object)})
+    schema = fit_schema(frame, "auto")
+    assert schema.columns[0].categories == ["", "\x00", "a", "a\x00b"]
+    decoded = schema.decode(schema.encode(frame))
+    assert decoded["s"].tolist() == values
