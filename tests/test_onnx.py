@@ -32,6 +32,7 @@ from skvae import (  # noqa: E402
     VAETransformer,
     to_onnx,
 )
+from skvae._likelihoods import Likelihood  # noqa: E402
 from skvae._onnx._draws import ndtri, uniform_graph  # noqa: E402
 from skvae._utils import row_keyed_normal  # noqa: E402
 
@@ -169,6 +170,36 @@ def test_custom_module():
     X = random_data("bernoulli")
     vae = VAETransformer(module=_CustomVAE, max_epochs=2, random_state=0).fit(X)
     check_transform(vae, X, batch_sizes=(1, 50))
+
+
+class _ClippedBernoulli(Likelihood):
+    """A likelihood of the user's own, not one of skvae's."""
+
+    def log_prob_elements(self, x, params):
+        return -nn.functional.binary_cross_entropy_with_logits(
+            params, x, reduction="none"
+        )
+
+    def mean(self, params):
+        return torch.sigmoid(params)
+
+    def sample(self, params, generator=None):
+        return torch.bernoulli(torch.sigmoid(params), generator=generator)
+
+
+class _OwnLikelihoodVAE(VAEModule):
+    def __init__(self, n_features, n_components=2, **kwargs):
+        kwargs["likelihood"] = _ClippedBernoulli
+        super().__init__(n_features, n_components, **kwargs)
+
+
+def test_score_samples_of_a_likelihood_of_ones_own_is_refused():
+    X = random_data("bernoulli")
+    vae = VAETransformer(module=_OwnLikelihoodVAE, max_epochs=1, random_state=0)
+    vae.fit(X)
+    options = {VAETransformer: {"score_samples": True}}
+    with pytest.raises(ValueError, match="with the _ClippedBernoulli likelihood"):
+        to_onnx(vae, X[:1], options=options)
 
 
 @pytest.mark.gpu

@@ -1,29 +1,13 @@
 """What the ONNX graphs of a fitted estimator need, checked for export."""
 
-from .._likelihoods import (
-    BernoulliLikelihood,
-    CategoricalLikelihood,
-    ContinuousBernoulliLikelihood,
-    GaussianLikelihood,
-    HeteroscedasticGaussianLikelihood,
-    NegativeBinomialLikelihood,
-    PoissonLikelihood,
-)
+from .._likelihoods import LIKELIHOODS
 from .._modules import VAEModule
 
 # The torch exporter writes opset 18 and newer.
 MIN_OPSET = 18
-# Likelihoods whose log-density the exported graphs compute (counts with the
-# lgamma of ``_lgamma``).
-SCORED = (
-    BernoulliLikelihood,
-    CategoricalLikelihood,
-    ContinuousBernoulliLikelihood,
-    GaussianLikelihood,
-    HeteroscedasticGaussianLikelihood,
-    NegativeBinomialLikelihood,
-    PoissonLikelihood,
-)
+# Likelihoods whose log-density the exported graphs compute: skvae's own
+# (counts with the lgamma of ``_lgamma``), not a custom module's own class.
+SCORED = tuple(LIKELIHOODS.values())
 INSTALL_HINT = (
     "ONNX export needs onnx, onnxruntime, skl2onnx and onnxscript: "
     "pip install 'skvae[onnx]'."
@@ -123,7 +107,7 @@ def _checked_module(name, module):
 def _check_scored(name, module):
     """Refuse ``score_samples`` with a likelihood the graphs cannot compute."""
     names = {
-        _likelihood_name(part)
+        type(part).__name__
         for part in getattr(module.likelihood, "parts", [module.likelihood])
         if not isinstance(part, SCORED)
     }
@@ -132,10 +116,8 @@ def _check_scored(name, module):
             f"score_samples of {name} cannot be exported with the "
             f"{', '.join(sorted(names))} likelihood, whose log-probability "
             "the ONNX graphs do not compute. Supported for score_samples: "
-            "skvae's own likelihoods (bernoulli, "
-            "categorical, continuous_bernoulli, gaussian, "
-            "gaussian_heteroscedastic, negative_binomial, poisson). transform "
-            "exports with every likelihood."
+            f"skvae's own likelihoods ({', '.join(sorted(LIKELIHOODS))}). "
+            "transform exports with every likelihood."
         )
 
 
@@ -149,12 +131,3 @@ def _check_imputable(name, model):
             "sample_posterior=False (the expected values), for example "
             "imputer.set_params(sample_posterior=False)."
         )
-
-
-def _likelihood_name(part):
-    from .._likelihoods import LIKELIHOODS
-
-    for name, cls in LIKELIHOODS.items():
-        if type(part) is cls:
-            return name
-    return type(part).__name__
