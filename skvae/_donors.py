@@ -51,9 +51,6 @@ class DonorPool(NamedTuple):
     weight: torch.Tensor  # (n_encoded,): w of each entry's column
 
 
-POOL_FIELDS = ("keys", "values", "observed", "n_neighbors", "weight")
-
-
 def make_pool(choice, keys, values, widths):
     """The fitted donors from their saved parts: ``choice`` (the lists of
     ``n_neighbors`` and weights per column, or None without donors), the

@@ -27,6 +27,7 @@ class Draws(NamedTuple):
     log_w: torch.Tensor  # (K, batch): log p(x, z_k) / q(z_k | x)
     kl: torch.Tensor  # (batch,): closed-form KL(q(z | x) || p(z))
     z: torch.Tensor  # (K, batch, n_components): the codes drawn
+    z_logvar: torch.Tensor  # (batch, n_components): the posterior log-variances
 
 
 def importance_draws(
@@ -85,7 +86,7 @@ def importance_draws(
         )
     log_w = log_px_z + log_ratio
     kl = gaussian_kl(z_mean, z_logvar)
-    return Draws(z_mean, params, log_px_z, log_w, kl, z)
+    return Draws(z_mean, params, log_px_z, log_w, kl, z, z_logvar)
 
 
 def _decoded(module, z, outputs=None):

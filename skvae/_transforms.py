@@ -99,6 +99,11 @@ class ColumnTransform:
         return cls(knots, ndtri(probs))
 
     @cached_property
+    def _linear(self):
+        """Whether every piece is linear (``is_linear``), found on first use."""
+        return is_linear([self])
+
+    @cached_property
     def _table(self):
         """This column's ``SplineTable``, built on first use."""
         return spline_table([self])
@@ -153,8 +158,7 @@ class ColumnTransform:
         s = np.array(s, dtype=np.float64)
         column = torch.from_numpy(s.reshape(-1, 1))
         clip = torch.tensor([self.clip])
-        linear = is_linear([self])
-        x = invert_splines(column, self._table, clip, linear)
+        x = invert_splines(column, self._table, clip, self._linear)
         return x.numpy().reshape(s.shape)
 
     def to_json(self):

@@ -7,9 +7,9 @@ from torch import nn
 
 from .._data import observed_entries
 from .._decode import decode_numeric
-from .._donors import POOL_FIELDS, DonorPool, blend, completed, n_candidates
+from .._donors import blend, completed, n_candidates
 from .._importance import importance_draws, marginal_of_draws, posterior_mean
-from .._local import LocalView, local_term
+from .._local import local_term
 from ._draws import ndtri
 from ._prepare import Tensors
 
@@ -58,9 +58,7 @@ class ScoreGraph(_Draws):
         super().__init__(plan)
         self.dtype = plan.dtype
         self.codes = codes
-        self.local = plan.local
-        if self.local is not None:
-            self.register_buffer("neighbor_codes", self.local.codes.clone())
+        self.local = None if plan.local is None else Tensors(plan.local)
 
     def forward(self, x, observed, uniform, log_slope):
         eps, mask = self.inputs(x, observed, uniform)
@@ -68,12 +66,8 @@ class ScoreGraph(_Draws):
         log_px = marginal_of_draws(draws)
         score = log_px.to(torch.float64) + log_slope
         if self.local is not None:
-            _, z_logvar = self.module.encode(x, mask)
-            local = self.local
-            view = LocalView(
-                self.neighbor_codes, local.n_neighbors, local.weight, local.center
-            )
-            score = score + local_term(draws.z_mean, z_logvar, view)
+            view = self.local.table()
+            score = score + local_term(draws.z_mean, draws.z_logvar, view)
         score = score.to(self.dtype).unsqueeze(1)
         if self.codes:
             return draws.z_mean.to(self.dtype), score
@@ -89,14 +83,13 @@ class DonorFills(_Draws):
         super().__init__(plan)
         pool = plan.donors
         self.n_candidates = None if pool is None else n_candidates(pool)
-        for name, value in zip(POOL_FIELDS, () if pool is None else pool):
-            self.register_buffer(f"donor_{name}", value)
+        self.donors = None if pool is None else Tensors(pool)
 
     def blended(self, fills, x, mask):
         """``fills`` with the donors blended in."""
         if self.n_candidates is None:
             return fills
-        pool = DonorPool(*(getattr(self, f"donor_{n}") for n in POOL_FIELDS))
+        pool = self.donors.table()
         return blend(fills, completed(x, mask, fills), pool, self.n_candidates)
 
 
