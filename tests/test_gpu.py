@@ -74,9 +74,7 @@ def _on_a_cpu_only_machine(path, cls, method, data_path):
     return np.array(json.loads(run.stdout.splitlines()[-1]))
 
 
-def test_a_table_fitted_on_the_gpu_samples_steers_and_loads_on_a_cpu(
-    table, tmp_path
-):
+def test_a_table_fitted_on_the_gpu_samples_steers_and_loads_on_a_cpu(table, tmp_path):
     vae = VAETransformer(**SMALL).fit(table)
     assert next(vae.net_.module_.parameters()).is_cuda
 
