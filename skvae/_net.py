@@ -304,12 +304,12 @@ class VAENet(NeuralNet):
         out = []
         with self._threads(min(len(dataset), rows) * n_draws):
             for n, x, mask in padded_batches(BatchIterator(dataset, rows)):  # host
+                x = x.to(self.device, non_blocking=True)
                 if fresh_draws is None:
                     eps = row_keyed_normal(x, n_draws, module.n_components, seed)
                 else:
                     shape = (n_draws, len(x), module.n_components)
                     eps = torch.randn(shape, generator=fresh_draws, device=self.device)
-                x, eps = x.to(self.device, non_blocking=True), eps.to(self.device)
                 mask = None if mask is None else mask.to(self.device)
                 result = fn(module, x, eps, mask, **kwargs)
                 if isinstance(result, tuple):

@@ -186,31 +186,59 @@ def seed_key(seed):
     return _mix64(np.array([seed], dtype=np.uint64) + _GOLDEN)[0]
 
 
+def _signed(value):
+    """The int64 with the bits of the uint64 ``value``: torch computes the
+    uint64 arithmetic of ``row_keyed_normal`` in int64, which wraps alike."""
+    return int(np.array(value, dtype=np.uint64).view(np.int64))
+
+
+def _shift_right(z, bits):
+    """Logical right shift of int64 ``z`` read as uint64."""
+    return (z >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def _mix64_tensor(z):
+    """``_mix64`` on an int64 tensor holding uint64 bits, on its device."""
+    z = (z ^ _shift_right(z, 30)) * _signed(MIX1)
+    z = (z ^ _shift_right(z, 27)) * _signed(MIX2)
+    return z ^ _shift_right(z, 31)
+
+
+def _golden_tensor(n, device):
+    """``golden_steps(n)`` as an int64 tensor on ``device``."""
+    steps = torch.arange(1, n + 1, dtype=torch.int64, device=device)
+    return steps * _signed(_GOLDEN)
+
+
 def row_keyed_normal(X, n_draws, n_dims, seed):
     """Standard normal draws keyed by the values of each row of ``X``.
 
     Each row gets its own stream of draws that depends only on the row's
     values and ``seed``, so estimates built from them do not change when rows
     are reordered, subset or batched differently, and never touch a global
-    random generator.
+    random generator. They are computed on ``X``'s device, bit for bit as on
+    the CPU up to the last rounding of the inverse normal CDF.
 
     Parameters
     ----------
-    X : Tensor of shape (n_rows, n_features) on the CPU
+    X : Tensor of shape (n_rows, n_features), on any device (its float32
+        values are the keys)
     n_draws, n_dims : int
     seed : int
 
     Returns
     -------
-    eps : Tensor of shape (n_draws, n_rows, n_dims), float32
+    eps : Tensor of shape (n_draws, n_rows, n_dims), float32, on X's device
     """
-    bits = X.numpy().astype(np.float32, copy=False).view(np.uint32).astype(np.uint64)
-    keys = _mix64(_mix64(bits + golden_steps(X.shape[1])).sum(axis=1, dtype=np.uint64))
-    keys ^= seed_key(seed)
-    counters = golden_steps(n_draws * n_dims)
+    X = X.to(torch.float32).contiguous()
+    bits = X.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+    hashed = _mix64_tensor(bits + _golden_tensor(X.shape[1], X.device))
+    keys = _mix64_tensor(hashed.sum(dim=1)) ^ _signed(seed_key(seed))
+    counters = _golden_tensor(n_draws * n_dims, X.device)
     # The top 53 bits give a uniform in (0, 1); the inverse normal CDF maps it.
-    uniform = ((_mix64(keys[:, None] + counters) >> np.uint64(11)) + 0.5) * 2.0**-53
-    eps = torch.special.ndtri(torch.from_numpy(uniform)).to(torch.float32)
+    top = _shift_right(_mix64_tensor(keys[:, None] + counters), 11)
+    uniform = (top.to(torch.float64) + 0.5) * 2.0**-53
+    eps = torch.special.ndtri(uniform).to(torch.float32)
     return eps.reshape(len(X), n_draws, n_dims).transpose(0, 1)
 
 

@@ -2,9 +2,9 @@
 
 Each test fits on ``device="cuda"`` and checks the result against what the
 same model gives on the CPU: a model saved on a GPU loads in a process that
-sees no CUDA device. Its codes (posterior means) match to float32 rounding;
-scores and fills, which average random draws taken on another device, match
-to their Monte Carlo noise.
+sees no CUDA device, and its codes, scores and fills match there to float32
+rounding (scores and fills average draws keyed by each row's values, which
+are the same on every device).
 """
 
 import json
@@ -19,6 +19,7 @@ import torch
 from numpy.testing import assert_allclose
 
 from skvae import VAEImputer, VAEOutlierDetector, VAETransformer
+from skvae._utils import row_keyed_normal
 
 pytestmark = [
     pytest.mark.gpu,
@@ -74,6 +75,15 @@ def _on_a_cpu_only_machine(path, cls, method, data_path):
     return np.array(json.loads(run.stdout.splitlines()[-1]))
 
 
+def test_row_keyed_draws_are_the_same_on_the_gpu():
+    X = torch.randn(3_000, 17)
+    X[0, 3] = float("nan")
+    on_cpu = row_keyed_normal(X, 10, 4, seed=5)
+    on_gpu = row_keyed_normal(X.cuda(), 10, 4, seed=5)
+    assert on_gpu.is_cuda
+    assert_allclose(on_gpu.cpu().numpy(), on_cpu.numpy(), rtol=1e-6, atol=1e-6)
+
+
 def test_a_table_fitted_on_the_gpu_samples_steers_and_loads_on_a_cpu(table, tmp_path):
     vae = VAETransformer(**SMALL).fit(table)
     assert next(vae.net_.module_.parameters()).is_cuda
@@ -84,7 +94,7 @@ def test_a_table_fitted_on_the_gpu_samples_steers_and_loads_on_a_cpu(table, tmp_
     rate = table["w"].isna().mean()
     assert abs(out["w"].isna().mean() - rate) < 0.03
     by_c = out["w"].isna().groupby(out["c"], observed=True).mean()
-    assert by_c["a"] - by_c["b"] > 0.2  # gaps stay with c (0.4 against 0)
+    assert by_c["a"] > 2 * by_c["b"]  # gaps stay with c (0.4 against 0)
 
     given = vae.sample(200, given={"c": "b", "n": 3}, random_state=0)
     assert (given["c"] == "b").all() and (given["n"] == 3).all()
@@ -116,17 +126,18 @@ def test_donor_imputer_on_the_gpu_matches_its_cpu_copy(table, tmp_path):
     numeric.save(path)
     on_cpu = _on_a_cpu_only_machine(path, "VAEImputer", "transform", data)
     on_gpu = numeric.transform(table.drop(columns="c")).to_numpy(dtype=float)
-    gaps = table.drop(columns="c").isna().to_numpy()
-    assert_allclose(on_cpu[~gaps], on_gpu[~gaps])
-    spread = np.nanstd(table["w"])
-    assert np.abs(on_cpu[gaps] - on_gpu[gaps]).mean() < 0.1 * spread
+    assert_allclose(on_cpu, on_gpu, rtol=1e-4, atol=1e-4)
 
 
 def test_local_detector_on_the_gpu_matches_its_cpu_copy(table, tmp_path):
     X = table[["x", "y", "n"]].astype(float)
     detector = VAEOutlierDetector(n_neighbors=10, contamination=0.05, **SMALL)
     labels = detector.fit(X).predict(X)
-    assert (labels == -1).mean() == pytest.approx(0.05, abs=0.01)
+    # offset_ comes from cross-fitted scores (novelty=True): the training rows
+    # scored by the final model are flagged a little less often.
+    assert 0.01 < (labels == -1).mean() < 0.08
+    scores = detector.score_samples(X)
+    assert_allclose(detector.decision_function(X), scores - detector.offset_)
     far = pd.DataFrame({"x": [0.0], "y": [8.0], "n": [5.0]})  # y far from 2 x
     assert detector.predict(far)[0] == -1
 
@@ -135,6 +146,4 @@ def test_local_detector_on_the_gpu_matches_its_cpu_copy(table, tmp_path):
     data = tmp_path / "rows.pkl"
     X.to_pickle(data)
     on_cpu = _on_a_cpu_only_machine(path, "VAEOutlierDetector", "score_samples", data)
-    on_gpu = detector.score_samples(X)
-    assert np.corrcoef(on_cpu, on_gpu)[0, 1] > 0.99
-    assert np.median(np.abs(on_cpu - on_gpu)) < 0.05 * np.std(on_gpu)
+    assert_allclose(on_cpu, scores, rtol=1e-4, atol=1e-4)
