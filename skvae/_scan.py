@@ -240,15 +240,19 @@ def scan(X, positions, names, likelihoods=None, allow_nan=True):
         lows = np.full(len(positions), np.nan)
         highs = np.full(len(positions), np.nan)
         for block in _row_chunks(X, positions):
-            bad = np.isinf(block) if allow_nan else ~np.isfinite(block)
-            if bad.any():
-                j = int(np.argmax(bad.any(axis=0)))
-                raise _bad_value_error(names[j], block[bad[:, j], j][0])
             # fmin/fmax skip NaN (gaps) without warnings; NaN only if all are.
-            lows = np.fmin(lows, np.fmin.reduce(block, axis=0))
-            highs = np.fmax(highs, np.fmax.reduce(block, axis=0))
+            block_lows = np.fmin.reduce(block, axis=0)
+            block_highs = np.fmax.reduce(block, axis=0)
+            _check_finite(block, block_lows, block_highs, names, allow_nan)
+            lows = np.fmin(lows, block_lows)
+            highs = np.fmax(highs, block_highs)
+            ranges = np.stack([block_lows, block_highs])
             for likelihood, columns in groups.items():
-                _check_support(block, columns, likelihood, names)
+                # A support that is an interval needs each column's range only.
+                interval = LIKELIHOODS[likelihood].interval_support
+                _check_support(
+                    ranges if interval else block, columns, likelihood, names
+                )
     return {i: (lows[j], highs[j]) for j, i in enumerate(positions)}
 
 
@@ -279,6 +283,17 @@ def _scan_sparse(X, positions, names, groups, allow_nan):
     return lows, highs
 
 
+def _check_finite(block, lows, highs, names, allow_nan):
+    """Raise naming the first column of ``block`` that holds infinity (seen in
+    its range ``lows``, ``highs``) or, unless ``allow_nan``, NaN."""
+    infinite = np.isinf(lows) | np.isinf(highs)
+    missing = np.zeros_like(infinite) if allow_nan else np.isnan(block).any(axis=0)
+    bad = infinite | missing
+    if bad.any():
+        j = int(np.argmax(bad))
+        raise _bad_value_error(names[j], np.nan if missing[j] else np.inf)
+
+
 def _bad_value_error(name, value):
     if np.isnan(value):
         return ValueError(
@@ -297,12 +312,14 @@ def _check_support(block, columns, likelihood, names):
     likelihood = LIKELIHOODS[likelihood]
 
     def check(values):
-        observed = values[~np.isnan(values)]
+        gaps = np.isnan(values)
+        observed = values[~gaps] if gaps.any() else values
         if observed.size:  # rows with gaps alone are in any support
             likelihood.check_support(observed)
 
+    every = len(columns) == block.shape[1]  # then columns is 0, 1, ...: no copy
     try:
-        check(block[:, columns])
+        check(block if every else block[:, columns])
     except ValueError:
         for j in columns:  # find the column to name it
             try:

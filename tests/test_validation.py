@@ -440,3 +440,25 @@ def test_infinity_at_inference_is_refused(fitted, method, sparse):
     X = sp.csr_matrix(X) if sparse else X
     with pytest.raises(ValueError, match="contains infinity"):
         getattr(fitted, method)(X)
+
+
+@pytest.mark.parametrize(
+    "likelihood, value, match",
+    [
+        ("bernoulli", 1.5, "Column 2: likelihood='bernoulli' needs X in"),
+        ("continuous_bernoulli", -0.25, "Column 2.*got values in \\[-0.25, 1\\]"),
+        ("poisson", 0.5, "Column 2.*1 non-integer value.*0.5"),
+        ("negative_binomial", 0.75, "Column 2.*non-integer value.*0.75"),
+    ],
+)
+def test_a_value_outside_the_support_names_its_column_among_gaps(
+    likelihood, value, match
+):
+    # Column 2 alone leaves the support, with a value inside its range for
+    # the counts; column 0 holds gaps, which fit in any.
+    X = np.tile([[0.0, 1.0, 1.0, 0.0]], (20, 1))
+    X[::3, 0] = np.nan
+    X[::2, 2] = 0.0
+    X[7, 2] = value
+    with pytest.raises(ValueError, match=match):
+        VAETransformer(likelihood=likelihood, max_epochs=1).fit(X)

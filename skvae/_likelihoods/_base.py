@@ -91,6 +91,11 @@ class Likelihood(nn.Module, abc.ABC):
     def sample(self, params, generator=None):
         """Draw one value per entry, shape ``(batch, n_features)``."""
 
+    # Whether check_support needs only each column's smallest and largest
+    # values (the support is an interval), so that a scan need not pass them
+    # all.
+    interval_support = True
+
     @classmethod
     def check_support(cls, X):
         """Raise ``ValueError`` if the array ``X`` lies outside the support."""

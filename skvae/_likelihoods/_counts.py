@@ -61,6 +61,8 @@ class PoissonLikelihood(Likelihood):
     def sample(self, params, generator=None):
         return torch.poisson(self.rate(params), generator=generator)
 
+    interval_support = False  # whole numbers only
+
     @classmethod
     def check_support(cls, X):
         _check_counts("poisson", X)
@@ -146,6 +148,8 @@ class NegativeBinomialLikelihood(Likelihood):
         theta = self.inverse_dispersion.expand_as(mean)
         rate = _gamma_sample(theta, theta / mean, generator)
         return torch.poisson(rate, generator=generator)
+
+    interval_support = False  # whole numbers only
 
     @classmethod
     def check_support(cls, X):
