@@ -39,3 +39,22 @@ def fitted_vae(digits):
 
 def cuda_available():
     return torch.cuda.is_available()
+
+
+@pytest.fixture(scope="session")
+def small_vae():
+    """A factory of small ``VAETransformer`` models that learn a table of a
+    few hundred rows in 20 epochs; keyword arguments override its settings."""
+    from skvae import VAETransformer
+
+    def make(**params):
+        settings = {
+            "max_epochs": 20,
+            "batch_size": 16,
+            "learning_rate": 1e-2,
+            "hidden_layer_sizes": (32,),
+            "random_state": 0,
+        }
+        return VAETransformer(**{**settings, **params})
+
+    return make

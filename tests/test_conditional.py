@@ -7,22 +7,8 @@ import torch
 from numpy.testing import assert_array_equal
 from pandas.testing import assert_frame_equal
 
-from skvae import VAETransformer
 from skvae._conditional import _distinct_rows, read_conditions
 from skvae._importance import importance_draws
-
-
-def _quick(**params):
-    """A small model that learns a table of a few hundred rows in 20 epochs."""
-    params = {
-        "max_epochs": 20,
-        "batch_size": 16,
-        "learning_rate": 1e-2,
-        "hidden_layer_sizes": (32,),
-        "random_state": 0,
-        **params,
-    }
-    return VAETransformer(**params)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +30,8 @@ def table():
 
 
 @pytest.fixture(scope="module")
-def fitted(table):
-    return _quick().fit(table)
+def fitted(table, small_vae):
+    return small_vae().fit(table)
 
 
 def test_given_columns_come_back_exactly_as_given(fitted, table):
@@ -101,11 +87,11 @@ def test_equal_conditions_get_draws_of_their_own(fitted):
     assert out["w"].nunique() > 450
 
 
-def test_arrays_are_conditioned_on_column_positions():
+def test_arrays_are_conditioned_on_column_positions(small_vae):
     rng = np.random.default_rng(0)
     x = rng.normal(size=300)
     X = np.column_stack([x, 2 * x + 0.1 * rng.normal(size=300)])
-    vae = _quick().fit(X)
+    vae = small_vae().fit(X)
     out = vae.sample(500, random_state=0, given={0: 1.0})
     assert_array_equal(out[:, 0], 1.0)
     assert out[:, 1].mean() > 1.2
@@ -114,11 +100,11 @@ def test_arrays_are_conditioned_on_column_positions():
     assert out[0, 1] == 0.5 and out[1, 0] == -1.0
 
 
-def test_the_proposal_mixes_the_encoder_and_the_prior():
+def test_the_proposal_mixes_the_encoder_and_the_prior(small_vae):
     # With prior_share, the last draws are the prior draws themselves and the
     # weights are p(x, z) over the mixture's density, in closed form here.
     torch.manual_seed(0)
-    vae = _quick(max_epochs=2, n_components=2).fit(np.random.rand(40, 3))
+    vae = small_vae(max_epochs=2, n_components=2).fit(np.random.rand(40, 3))
     module = vae.net_.module_
     x, eps = torch.rand(5, 3), torch.randn(4, 5, 2)
     with torch.no_grad():

@@ -12,18 +12,6 @@ from skvae import VAETransformer
 from skvae._missingness import _calibrate, draw_gaps
 
 
-def _quick(**params):
-    params = {
-        "max_epochs": 20,
-        "batch_size": 16,
-        "learning_rate": 1e-2,
-        "hidden_layer_sizes": (32,),
-        "random_state": 0,
-        **params,
-    }
-    return VAETransformer(**params)
-
-
 @pytest.fixture(scope="module")
 def gappy():
     """30 % gaps at random in c, 10 % in the category d, and b missing
@@ -48,8 +36,8 @@ def gappy():
 
 
 @pytest.fixture(scope="module")
-def fitted(gappy):
-    return _quick().fit(gappy)
+def fitted(gappy, small_vae):
+    return small_vae().fit(gappy)
 
 
 def test_the_fitted_model_knows_each_columns_missing_rate(fitted, gappy):
@@ -95,33 +83,33 @@ def test_conditional_samples_have_gaps_in_the_other_columns_only(fitted, gappy):
     assert abs(samples["c"].isna().mean() - gappy["c"].isna().mean()) < 0.03
 
 
-def test_a_model_fitted_without_gaps_samples_none(gappy):
-    vae = _quick(max_epochs=2).fit(gappy.dropna())
+def test_a_model_fitted_without_gaps_samples_none(gappy, small_vae):
+    vae = small_vae(max_epochs=2).fit(gappy.dropna())
     assert not vae.sample(500, random_state=0).isna().any().any()
     assert set(vae.missing_rates_.values()) == {0.0}
 
 
-def test_arrays_get_nan_or_their_missing_values_marker():
+def test_arrays_get_nan_or_their_missing_values_marker(small_vae):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 3))
     X[rng.random(300) < 0.3, 1] = np.nan
-    samples = _quick(max_epochs=5).fit(X).sample(20_000, random_state=0)
+    samples = small_vae(max_epochs=5).fit(X).sample(20_000, random_state=0)
     assert abs(np.isnan(samples[:, 1]).mean() - np.isnan(X[:, 1]).mean()) < 0.01
     assert not np.isnan(samples[:, [0, 2]]).any()
     # With a number as the marker of gaps, gaps come back as that number.
     marked = np.where(np.isnan(X), -999.0, X)
-    vae = _quick(max_epochs=5, missing_values=-999.0).fit(marked)
+    vae = small_vae(max_epochs=5, missing_values=-999.0).fit(marked)
     samples = vae.sample(1000, random_state=0)
     assert not np.isnan(samples).any()
     assert 0.2 < (samples[:, 1] == -999.0).mean() < 0.4
 
 
-def test_an_integer_column_with_a_marker_keeps_its_dtype():
+def test_an_integer_column_with_a_marker_keeps_its_dtype(small_vae):
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"a": rng.normal(size=200), "k": rng.integers(1, 5, size=200)})
     df.loc[rng.random(200) < 0.3, "k"] = -1
     samples = (
-        _quick(max_epochs=2, missing_values=-1).fit(df).sample(500, random_state=0)
+        small_vae(max_epochs=2, missing_values=-1).fit(df).sample(500, random_state=0)
     )
     assert samples["k"].dtype == np.int64
     assert 0.15 < (samples["k"] == -1).mean() < 0.45
@@ -146,8 +134,8 @@ def test_save_and_load_keep_the_model_of_gaps(fitted, tmp_path):
     )
 
 
-def test_partial_fit_learns_the_gaps_of_the_latest_chunk(gappy):
-    vae = _quick(max_epochs=2)
+def test_partial_fit_learns_the_gaps_of_the_latest_chunk(gappy, small_vae):
+    vae = small_vae(max_epochs=2)
     vae.partial_fit(gappy)
     assert vae.missing_rates_["c"] > 0.2
     vae.partial_fit(gappy.fillna({"c": 0.0}))
