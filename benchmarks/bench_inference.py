@@ -119,7 +119,7 @@ def main():
     X_all = np.concatenate([X_train, X_test])
     X = np.ascontiguousarray(np.resize(X_all, (n_rows, X_all.shape[1])))
     chunk = vae._inference_rows  # the raw passes feed as many rows per layer
-    Z = vae.transform(X[:4096])
+    Z = vae.transform(X[:chunk])
     Z = np.ascontiguousarray(np.resize(Z, (n_rows, Z.shape[1])))
 
     print(C.machine_summary(device))

@@ -166,29 +166,9 @@ MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 MIX2 = np.uint64(0x94D049BB133111EB)
 
 
-def _mix64(z):
-    """SplitMix64 finaliser: a bijective scramble of uint64 values."""
-    # Wrap-around multiplication modulo 2**64 is the point, not an accident.
-    with np.errstate(over="ignore"):
-        z = (z ^ (z >> np.uint64(30))) * MIX1
-        z = (z ^ (z >> np.uint64(27))) * MIX2
-        return z ^ (z >> np.uint64(31))
-
-
-def golden_steps(n):
-    """``1, 2, ..., n`` times ``_GOLDEN`` modulo 2**64: the position and
-    counter offsets of ``row_keyed_normal``."""
-    return np.arange(1, n + 1, dtype=np.uint64) * _GOLDEN
-
-
-def seed_key(seed):
-    """The key that ``seed`` mixes into every row's key (a uint64 scalar)."""
-    return _mix64(np.array([seed], dtype=np.uint64) + _GOLDEN)[0]
-
-
 def _signed(value):
     """The int64 with the bits of the uint64 ``value``: torch computes the
-    uint64 arithmetic of ``row_keyed_normal`` in int64, which wraps alike."""
+    uint64 arithmetic of SplitMix64 in int64, which wraps alike."""
     return int(np.array(value, dtype=np.uint64).view(np.int64))
 
 
@@ -197,17 +177,31 @@ def _shift_right(z, bits):
     return (z >> bits) & ((1 << (64 - bits)) - 1)
 
 
-def _mix64_tensor(z):
-    """``_mix64`` on an int64 tensor holding uint64 bits, on its device."""
+def _mix64(z):
+    """SplitMix64 finaliser, a bijective scramble of uint64 values, on an
+    int64 tensor holding their bits (wrap-around multiplication modulo 2**64
+    is the point, not an accident)."""
     z = (z ^ _shift_right(z, 30)) * _signed(MIX1)
     z = (z ^ _shift_right(z, 27)) * _signed(MIX2)
     return z ^ _shift_right(z, 31)
+
+
+def golden_steps(n):
+    """``1, 2, ..., n`` times ``_GOLDEN`` modulo 2**64: the position and
+    counter offsets of ``row_keyed_normal`` (a uint64 array)."""
+    return np.arange(1, n + 1, dtype=np.uint64) * _GOLDEN
 
 
 def _golden_tensor(n, device):
     """``golden_steps(n)`` as an int64 tensor on ``device``."""
     steps = torch.arange(1, n + 1, dtype=torch.int64, device=device)
     return steps * _signed(_GOLDEN)
+
+
+def seed_key(seed):
+    """The key that ``seed`` mixes into every row's key (a uint64 scalar)."""
+    key = _mix64(torch.tensor([_signed(seed)]) + _signed(_GOLDEN)).item()
+    return np.array(key, dtype=np.int64).view(np.uint64)[()]
 
 
 def row_keyed_normal(X, n_draws, n_dims, seed):
@@ -232,11 +226,11 @@ def row_keyed_normal(X, n_draws, n_dims, seed):
     """
     X = X.to(torch.float32).contiguous()
     bits = X.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
-    hashed = _mix64_tensor(bits + _golden_tensor(X.shape[1], X.device))
-    keys = _mix64_tensor(hashed.sum(dim=1)) ^ _signed(seed_key(seed))
+    hashed = _mix64(bits + _golden_tensor(X.shape[1], X.device))
+    keys = _mix64(hashed.sum(dim=1)) ^ _signed(seed_key(seed))
     counters = _golden_tensor(n_draws * n_dims, X.device)
     # The top 53 bits give a uniform in (0, 1); the inverse normal CDF maps it.
-    top = _shift_right(_mix64_tensor(keys[:, None] + counters), 11)
+    top = _shift_right(_mix64(keys[:, None] + counters), 11)
     uniform = (top.to(torch.float64) + 0.5) * 2.0**-53
     eps = torch.special.ndtri(uniform).to(torch.float32)
     return eps.reshape(len(X), n_draws, n_dims).transpose(0, 1)
