@@ -11,9 +11,9 @@ from p(x | z). The given columns then come back exactly as given.
 Cost: a dict is read, checked and encoded as one row; the fills depend on
 the given entries only, so they run once per distinct condition (once in all
 for a dict); the draws of all rows go through the decoder in batches of rows
-x draws, with no loop over rows, and the weights need only the decoder
-outputs of the given columns (``Likelihood.params_of``): the rest is decoded
-for the picked code alone. CPU seconds of 1,000 rows on one thread
+x draws, with no loop over rows, and the weights need only the densities of
+the given columns (``Likelihood.restricted``) and their decoder outputs: the
+rest is decoded for the picked code alone. CPU seconds of 1,000 rows on one thread
 (``OMP_NUM_THREADS=1``), best of 7, against 1,000 unconditional rows of the
 same model (``n_components=8``, 30 epochs): before these changes (100 draws,
 fills and encoding for every row), 0.23 s against 0.014 s (17x) for
@@ -242,18 +242,17 @@ def conditional_draws(net, conditions, seed, batch_size, return_mean=False):
         seed,
         batch_size,
         fresh_draws=generator,
-        outputs=_given_outputs(net, conditions),
+        restriction=_given_restriction(net, conditions),
         generator=generator,
         return_mean=return_mean,
     )
 
 
-def _given_outputs(net, conditions):
-    """Positions of the decoder outputs that the given columns' densities
-    need (those of all rows: a batch's padding rows count as given)."""
-    given = torch.from_numpy(~np.isnan(conditions.encoded).all(axis=0))
-    needed = net.module_.likelihood.params_of(given)
-    return needed.nonzero().squeeze(-1).to(net.device)
+def _given_restriction(net, conditions):
+    """The likelihood of the columns given in some row, on the net's device
+    (``Likelihood.restricted``)."""
+    given = ~np.isnan(conditions.encoded).all(axis=0)
+    return net.module_.likelihood.restricted(torch.from_numpy(given).to(net.device))
 
 
 def _distinct_rows(encoded):

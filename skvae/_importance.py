@@ -31,7 +31,7 @@ class Draws(NamedTuple):
 
 
 def importance_draws(
-    module, x, eps, mask=None, kernel=False, prior_share=0.0, outputs=None
+    module, x, eps, mask=None, kernel=False, prior_share=0.0, restriction=None
 ):
     """Draw z_k = mean + std * eps_k from q(z | x), decode and weight them.
 
@@ -53,10 +53,10 @@ def importance_draws(
         weights are p(x, z) over the mixture's density (defensive importance
         sampling: the weights stay bounded by 1 / s times the likelihood where
         q(z | x) misses the posterior).
-    outputs : Tensor of int64 or None, default=None
-        Decode only these outputs (those that the observed entries'
-        log-densities need, ``Likelihood.params_of``); ``params`` holds zeros
-        in the others. None decodes all.
+    restriction : Restriction or None, default=None
+        Weigh the draws by the features of this ``Likelihood.restricted``
+        alone (those that hold every observed entry), and decode only its
+        outputs: ``params`` then holds those. None decodes all.
 
     Returns
     -------
@@ -68,13 +68,21 @@ def importance_draws(
     n_prior = round(prior_share * n_draws)
     if n_prior:
         z = torch.cat([z[: n_draws - n_prior], eps[n_draws - n_prior :]])
-    params = _decoded(module, z.reshape(n_draws * batch, -1), outputs)
+    flat = z.reshape(n_draws * batch, -1)
+    likelihood = module.likelihood
+    if restriction is None:
+        params = module.decoder(flat)
+    else:
+        likelihood = restriction.likelihood
+        params = module.decode_some(flat, restriction.outputs)
+        x = x[..., restriction.features]
+        if mask is not None:
+            mask = mask[..., restriction.features]
     params = params.reshape(n_draws, batch, -1)
     # Broadcast views of x (and the mask) over the K draws: no copies.
     x_rep = x.expand(n_draws, *x.shape)
     if mask is not None:
         mask = mask.expand(n_draws, *mask.shape)
-    likelihood = module.likelihood
     log_density = likelihood.log_kernel if kernel else likelihood.log_prob
     log_px_z = log_density(x_rep, params, mask)
     log_ratio = log_prior_ratio(z, z_mean, z_logvar)  # log p(z) - log q(z | x)
@@ -87,16 +95,6 @@ def importance_draws(
     log_w = log_px_z + log_ratio
     kl = gaussian_kl(z_mean, z_logvar)
     return Draws(z_mean, params, log_px_z, log_w, kl, z, z_logvar)
-
-
-def _decoded(module, z, outputs=None):
-    """The decoder's outputs at ``z``; only ``outputs`` (zeros elsewhere)
-    when given."""
-    if outputs is None:
-        return module.decoder(z)
-    params = z.new_zeros(len(z), module.likelihood.n_params)
-    params[:, outputs] = module.decode_some(z, outputs)
-    return params
 
 
 def log_marginal_likelihood(module, x, eps, mask=None):
@@ -156,7 +154,7 @@ def resampled_draw(
     generator=None,
     return_mean=False,
     prior_share=0.0,
-    outputs=None,
+    restriction=None,
 ):
     """Sampling-importance-resampling: one of the K codes of each row, picked
     with probability proportional to its weight p(x_obs, z_k) / q(z_k | x),
@@ -164,8 +162,8 @@ def resampled_draw(
 
     As K grows, the picked code follows p(z | x_observed), and the draw of x
     the conditional distribution of the whole row given its observed entries.
-    Arguments as for ``importance_draws``; with ``outputs``, the weights come
-    from those outputs, and only the picked codes are decoded in full.
+    Arguments as for ``importance_draws``; with ``restriction``, the weights
+    come from its features, and only the picked codes are decoded in full.
 
     Returns
     -------
@@ -173,12 +171,12 @@ def resampled_draw(
     z : Tensor of shape (batch, n_components)
         The picked codes.
     """
-    draws = importance_draws(module, x, eps, mask, True, prior_share, outputs)
+    draws = importance_draws(module, x, eps, mask, True, prior_share, restriction)
     weights = torch.softmax(draws.log_w, dim=0).T  # (batch, K)
     pick = torch.multinomial(weights, 1, generator=generator).squeeze(-1)
     rows = torch.arange(len(pick), device=pick.device)
     z = draws.z[pick, rows]
-    params = draws.params[pick, rows] if outputs is None else module.decoder(z)
+    params = draws.params[pick, rows] if restriction is None else module.decoder(z)
     if return_mean:
         return module.likelihood.mean(params), z
     return module.likelihood.sample(params, generator=generator), z
@@ -215,15 +213,15 @@ def conditional_fill(module, x, eps, mask):
 
 
 def conditional_draw(
-    module, filled, eps, mask, outputs=None, generator=None, return_mean=False
+    module, filled, eps, mask, restriction=None, generator=None, return_mean=False
 ):
     """One draw of each row given its observed entries (``resampled_draw``),
     with the codes drawn from a mixture of q(z | x_observed, rest filled by
     ``conditional_fill``) and the prior, half each: the first proposes codes
     near the observed entries, the second keeps the weights bounded where the
-    first is too narrow. The weights need only the decoder's ``outputs`` of
-    the given columns (``Likelihood.params_of``): the rest is decoded for the
-    picked code alone. ``filled`` holds the rows as ``conditional_fill``
+    first is too narrow. The weights need only the given columns' blocks
+    (``restriction``, see ``Likelihood.restricted``): the rest is decoded for
+    the picked code alone. ``filled`` holds the rows as ``conditional_fill``
     returns them; other arguments as for ``importance_draws``.
 
     Returns
@@ -231,7 +229,7 @@ def conditional_draw(
     sample, z : as for ``resampled_draw``
     """
     return resampled_draw(
-        module, filled, eps, mask, generator, return_mean, 0.5, outputs
+        module, filled, eps, mask, generator, return_mean, 0.5, restriction
     )
 
 

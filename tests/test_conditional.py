@@ -185,20 +185,21 @@ def test_distinct_rows_treat_gaps_as_equal():
     assert_array_equal(inverse[[0, 2]], inverse[0])
 
 
-def test_weights_from_the_given_outputs_alone_are_the_full_weights(fitted):
-    # Given c (features 2 and 3, a block of its own): its two logits are all
-    # that the log-weights need; the other outputs are left at zero.
+def test_weights_from_the_given_blocks_alone_are_the_full_weights(fitted):
+    # Given c (features 2 and 3, a block of its own): its likelihood and its
+    # two logits are all that the log-weights need.
     module = fitted.net_.module_
     x, eps = torch.rand(5, 6), torch.randn(4, 5, fitted.n_components)
     mask = torch.zeros(5, 6, dtype=torch.bool)
     mask[:, 2:4] = True
-    outputs = module.likelihood.params_of(mask.any(dim=0)).nonzero().squeeze(-1)
-    assert outputs.tolist() == [2, 3]
+    restriction = module.likelihood.restricted(mask.any(dim=0))
+    assert restriction.features.tolist() == [2, 3]
+    assert restriction.outputs.tolist() == [2, 3]
     with torch.no_grad():
         full = importance_draws(module, x, eps, mask, True, 0.5)
-        some = importance_draws(module, x, eps, mask, True, 0.5, outputs)
+        some = importance_draws(module, x, eps, mask, True, 0.5, restriction)
     torch.testing.assert_close(some.log_w, full.log_w, rtol=1e-6, atol=1e-6)
-    assert torch.equal(some.params[..., [0, 1, 4, 5]], torch.zeros(4, 5, 4))
+    torch.testing.assert_close(some.params, full.params[..., [2, 3]])
 
 
 def test_a_dict_is_checked_and_encoded_as_one_row(fitted, monkeypatch):

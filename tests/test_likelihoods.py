@@ -441,3 +441,27 @@ def test_blocks_of_likelihoods_are_their_parts_side_by_side():
     assert type(make_likelihood((("bernoulli", 4),), 4)) is BernoulliLikelihood
     with pytest.raises(ValueError, match="cover 3 features"):
         make_likelihood((("gaussian", 3),), 4)
+
+
+def test_a_restricted_block_likelihood_keeps_the_blocks_of_its_features():
+    blocks = (("gaussian", 2), ("categorical", 3), ("gaussian_heteroscedastic", 1))
+    likelihood = make_likelihood(blocks, 6)
+    # Feature 1 (in the Gaussian block of 0 and 1) and feature 5 (two outputs).
+    features = torch.tensor([False, True, False, False, False, True])
+    restricted = likelihood.restricted(features)
+    assert restricted.features.tolist() == [0, 1, 5]
+    assert restricted.outputs.tolist() == [0, 1, 5, 6]
+    # Its parts are the fitted ones (their parameters), not copies.
+    assert restricted.likelihood.parts[1] is likelihood.parts[2]
+    torch.manual_seed(0)
+    x, params = torch.randn(4, 6), torch.randn(4, 7)
+    elements = likelihood.log_prob_elements(x, params)[:, [0, 1, 5]]
+    sub = restricted.likelihood.log_prob_elements(
+        x[:, [0, 1, 5]], params[:, [0, 1, 5, 6]]
+    )
+    assert_allclose(sub.detach(), elements.detach(), rtol=1e-6)
+    # Every block, or none: the likelihood itself over all features.
+    for mask in (torch.ones(6, dtype=torch.bool), torch.zeros(6, dtype=torch.bool)):
+        whole = likelihood.restricted(mask)
+        assert whole.likelihood is likelihood
+        assert whole.outputs.tolist() == list(range(7))

@@ -1,9 +1,20 @@
 """The base class of the observation models and what they all use."""
 
 import abc
+from typing import NamedTuple
 
 import torch
 from torch import nn
+
+
+class Restriction(NamedTuple):
+    """A likelihood over some of the features only (``Likelihood.restricted``):
+    ``likelihood`` scores ``x[..., features]`` from the decoder outputs
+    ``params[..., outputs]`` (both int64 index Tensors)."""
+
+    likelihood: "Likelihood"
+    features: torch.Tensor
+    outputs: torch.Tensor
 
 
 def _masked_sum(values, mask):
@@ -64,20 +75,18 @@ class Likelihood(nn.Module, abc.ABC):
         """``log_kernel_elements`` summed as ``log_prob`` sums."""
         return _masked_sum(self.log_kernel_elements(x, params), mask)
 
-    def params_of(self, features):
-        """The decoder outputs that the log-densities of some entries need.
-
-        Parameters
-        ----------
-        features : bool Tensor of shape (n_features,)
-
-        Returns
-        -------
-        needed : bool Tensor of shape (n_params,)
-            All outputs if any feature is asked for (a block likelihood knows
-            its blocks), none otherwise.
+    def restricted(self, features):
+        """The likelihood of the blocks that hold one of ``features`` (a bool
+        Tensor of shape ``(n_features,)``), as a ``Restriction``: its
+        log-densities of those features need only its outputs. All features
+        here, which share their outputs; a block likelihood keeps its blocks.
         """
-        return features.any().expand(self.n_params)
+        device = features.device
+        return Restriction(
+            self,
+            torch.arange(self.n_features, device=device),
+            torch.arange(self.n_params, device=device),
+        )
 
     def negative_log_prob(self, x, params, mask=None):
         """``-log_prob(x, params, mask)``: the reconstruction term of the loss."""

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._base import Likelihood
+from ._base import Likelihood, Restriction
 from ._continuous import (
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
@@ -50,13 +50,19 @@ class BlockLikelihood(Likelihood):
 
     Parameters
     ----------
-    blocks : tuple of (str, int)
-        ``(likelihood name, n_features)`` of each block, in feature order.
+    blocks : sequence of (str, int) or Likelihood
+        ``(likelihood name, n_features)`` of each block, in feature order, or
+        the block's likelihood itself.
     """
 
     def __init__(self, blocks):
-        parts = [_ALL_LIKELIHOODS[name](width) for name, width in blocks]
-        super().__init__(sum(width for _, width in blocks))
+        parts = [
+            block
+            if isinstance(block, Likelihood)
+            else _ALL_LIKELIHOODS[block[0]](block[1])
+            for block in blocks
+        ]
+        super().__init__(sum(part.n_features for part in parts))
         self.parts = nn.ModuleList(parts)
         bounds = [0]
         param_bounds = [0]
@@ -72,12 +78,17 @@ class BlockLikelihood(Likelihood):
     def n_params(self):
         return sum(part.n_params for part in self.parts)
 
-    def params_of(self, features):
-        """The outputs of the blocks that hold one of ``features``."""
-        needed = torch.zeros(self.n_params, dtype=torch.bool, device=features.device)
-        for f, o in self._slices:
-            needed[o] = features[f].any()
-        return needed
+    def restricted(self, features):
+        keep = [i for i, (f, _) in enumerate(self._slices) if features[f].any()]
+        if len(keep) in (0, len(self.parts)):
+            return super().restricted(features)
+        device = features.device
+        return Restriction(
+            # The kept parts themselves (their trained parameters), side by side.
+            BlockLikelihood([self.parts[i] for i in keep]),
+            _positions([self._slices[i][0] for i in keep], device),
+            _positions([self._slices[i][1] for i in keep], device),
+        )
 
     def _joined(self, call):
         """``call(part, features, outputs)`` of each block, side by side."""
@@ -103,6 +114,11 @@ class BlockLikelihood(Likelihood):
         return self._joined(
             lambda part, _, o: part.sample(params[..., o], generator=generator)
         )
+
+
+def _positions(slices, device):
+    """The positions that ``slices`` cover, in order, as an int64 Tensor."""
+    return torch.cat([torch.arange(s.start, s.stop, device=device) for s in slices])
 
 
 def make_likelihood(likelihood, n_features):
