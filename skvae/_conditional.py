@@ -13,13 +13,15 @@ the given entries only, so they run once per distinct condition (once in all
 for a dict); the draws of all rows go through the decoder in batches of rows
 x draws, with no loop over rows, and the weights need only the densities of
 the given columns (``Likelihood.restricted``) and their decoder outputs: the
-rest is decoded for the picked code alone. CPU seconds of 1,000 rows on one thread
-(``OMP_NUM_THREADS=1``), best of 7, against 1,000 unconditional rows of the
+rest is decoded for the picked code alone. Wall seconds of 1,000 rows on one
+thread (``OMP_NUM_THREADS=1``), best of 7, against 1,000 unconditional rows of the
 same model (``n_components=8``, 30 epochs): before these changes (100 draws,
 fills and encoding for every row), 0.23 s against 0.014 s (17x) for
 penguins given ``species``, 0.32 s against 0.010 s (31x) for acs12 given
-``race`` and ``lang`` (a condition met by 0.95 % of the rows); after, 0.041 s
-(3.3x) and 0.054 s (5.8x). The cost does not depend on how rare the
+``race`` and ``lang`` (a condition met by 0.95 % of the rows). After them,
+with the other core busy: 0.052 s against 0.012 s (4.2x) and 0.047 s
+against 0.013 s (3.6x; 0.062 s, 4.9x, when every block's density was
+computed over zero-filled outputs). The cost does not depend on how rare the
 condition is.
 """
 
