@@ -57,6 +57,11 @@ class Column:
         unit-variance column, ``StandardizedHeteroscedasticLikelihood``.
         False in files written before that likelihood existed, whose columns
         keep the floor they were trained with.
+    fast_scale : bool
+        Whether a normal-score column's Gaussian noise scale learns fast and
+        stops at 0.2, ``FastScaleNormalScoresLikelihood``. False in files
+        written before that likelihood existed, whose columns keep the
+        ``NormalScoresLikelihood`` they were trained with.
     """
 
     name: object
@@ -71,6 +76,7 @@ class Column:
     levels: list = None
     cuts: list = None
     unit_floor: bool = False
+    fast_scale: bool = False
     n_observed: int = None
     start: int = field(default=0, repr=False)
 
@@ -113,6 +119,8 @@ class Column:
             document["cuts"] = [float(c) for c in self.cuts]
         if self.unit_floor:
             document["unit_floor"] = True
+        if self.fast_scale:
+            document["fast_scale"] = True
         if self.n_observed is not None:
             document["n_observed"] = int(self.n_observed)
         return document

@@ -30,6 +30,20 @@ def _divergence_error(net, training, reconstruction, kl):
     )
 
 
+def _lr_scales(module):
+    """``{id(parameter): lr_scale}`` of the parameters of the parts of
+    ``module.likelihood`` whose ``lr_scale`` is not 1."""
+    likelihood = getattr(module, "likelihood", None)
+    if not isinstance(likelihood, torch.nn.Module):
+        return {}
+    return {
+        id(p): part.lr_scale
+        for part in likelihood.modules()
+        if getattr(part, "lr_scale", 1.0) != 1.0
+        for p in part.parameters(recurse=False)
+    }
+
+
 class VAENet(NeuralNet):
     """skorch ``NeuralNet`` whose loss is the negative ELBO of a ``VAEModule``.
 
@@ -59,6 +73,24 @@ class VAENet(NeuralNet):
         super().__init__(module, criterion, *args, **kw)
         self.kl_warmup_epochs = kl_warmup_epochs
         self.train_draws = train_draws
+
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        """skorch's, with the parameters of each part of the likelihood whose
+        ``lr_scale`` is not 1 in a group of their own, at that multiple of the
+        learning rate (a learning-rate schedule scales every group alike)."""
+        named_parameters = list(named_parameters)
+        scales = _lr_scales(self.module_)
+        rest = [(name, p) for name, p in named_parameters if id(p) not in scales]
+        (groups,), kwargs = super().get_params_for_optimizer(prefix, rest)
+        scaled = {}
+        for _, p in named_parameters:
+            if id(p) in scales:
+                scaled.setdefault(scales[id(p)], []).append(p)
+        groups = list(groups) + [
+            {"params": params, "lr": kwargs["lr"] * scale}
+            for scale, params in scaled.items()
+        ]
+        return (groups,), kwargs
 
     def infer(self, x, **fit_params):
         # K > 1 draws per row train on the importance-weighted bound (IWAE).

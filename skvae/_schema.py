@@ -18,7 +18,11 @@ import torch
 
 from ._column import EMPTY, Column
 from ._decode import decode_numeric, numeric_decoding, restore_numeric
-from ._likelihoods import NORMAL_SCORES, STANDARDIZED_HETEROSCEDASTIC
+from ._likelihoods import (
+    FAST_SCALE_NORMAL_SCORES,
+    NORMAL_SCORES,
+    STANDARDIZED_HETEROSCEDASTIC,
+)
 from ._scan import (
     AUTO,
     CATEGORICAL,
@@ -82,7 +86,8 @@ class ColumnSchema:
     def blocks(self):
         """``((likelihood name, n_features), ...)``: runs of features that one
         likelihood covers, in encoded order; a categorical column is one run,
-        and transformed Gaussian columns are ``NORMAL_SCORES`` or, with a
+        and transformed Gaussian columns are ``NORMAL_SCORES`` (with
+        ``fast_scale``, ``FAST_SCALE_NORMAL_SCORES``) or, with a
         ``unit_floor``, ``STANDARDIZED_HETEROSCEDASTIC``.
         """
         blocks = []
@@ -92,7 +97,8 @@ class ColumnSchema:
             name = column.likelihood
             transform = column.transform
             if name == "gaussian" and transform and transform.kind == "normal_scores":
-                name = NORMAL_SCORES  # its floor on the scale suits unit variance
+                # Its floor on the scale suits unit variance.
+                name = FAST_SCALE_NORMAL_SCORES if column.fast_scale else NORMAL_SCORES
             elif name == "gaussian_heteroscedastic" and column.unit_floor:
                 name = STANDARDIZED_HETEROSCEDASTIC  # as NORMAL_SCORES
             if blocks and blocks[-1][0] == name and not column.categorical:
@@ -393,6 +399,7 @@ def _transformed_column(X, i, column, numeric_transform, dataframe):
     column.decimals = count_decimals(values, column.dtype)
     if column.transform.kind == "normal_scores":  # cuts are normal scores
         column.levels, column.cuts = fit_levels(values, column, dataframe)
+        column.fast_scale = True
     elif column.likelihood == "gaussian_heteroscedastic":
         column.unit_floor = True
     return column

@@ -445,18 +445,51 @@ def test_float_columns_come_back_at_the_precision_of_fit():
 
 
 def test_transformed_columns_have_a_floor_on_their_noise_scale(fitted_table):
-    from skvae._likelihoods import NormalScoresLikelihood
+    from skvae._likelihoods import FastScaleNormalScoresLikelihood
 
     parts = fitted_table.net_.module_.likelihood.parts
-    floors = [p for p in parts if isinstance(p, NormalScoresLikelihood)]
-    assert floors and all(torch.all(p.scale >= 0.05) for p in floors)
+    floors = [p for p in parts if isinstance(p, FastScaleNormalScoresLikelihood)]
+    assert floors and all(torch.all(p.scale >= 0.2) for p in floors)
     # Driven as low as it goes, the scale stops at the floor.
     part = copy.deepcopy(floors[0])
     with torch.no_grad():
         part.raw_scale.fill_(-50.0)
-    assert_allclose(part.scale.detach(), 0.05, rtol=1e-6)
+    assert_allclose(part.scale.detach(), 0.2, rtol=1e-6)
     # The name stays "gaussian" to users.
     assert fitted_table.likelihoods_["size"] == "gaussian"
+
+
+def test_noise_scales_of_transformed_columns_learn_ten_times_faster(fitted_table):
+    # Their own group of the optimizer, at ten times the learning rate; the
+    # rest of the model at the learning rate.
+    likelihood = fitted_table.net_.module_.likelihood
+    scales = {
+        id(p)
+        for part in likelihood.parts
+        if part.lr_scale == 10.0
+        for p in part.parameters()
+    }
+    groups = fitted_table.net_.optimizer_.param_groups
+    assert [g["lr"] for g in groups] == [1e-3, 1e-2]
+    assert {id(p) for p in groups[1]["params"]} == scales and scales
+    assert len(groups[0]["params"]) + len(scales) == len(
+        list(fitted_table.net_.module_.parameters())
+    )
+
+
+def test_a_schema_saved_before_fast_scales_keeps_the_likelihood_it_trained(
+    fitted_table,
+):
+    from skvae._schema import ColumnSchema
+
+    document = fitted_table._schema.to_json()
+    blocks = ColumnSchema.from_json(document).blocks
+    assert ("gaussian_on_scores_fast_scale", 1) in blocks
+    for column in document["columns"]:
+        column.pop("fast_scale", None)
+    old = ColumnSchema.from_json(document).blocks
+    assert ("gaussian_on_scores", 1) in old
+    assert not any(name == "gaussian_on_scores_fast_scale" for name, _ in old)
 
 
 def test_inverse_transform_fills_gaps_with_values_of_each_column(fitted_table, table):

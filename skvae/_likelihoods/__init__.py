@@ -14,6 +14,7 @@ and the registry by name (``_blocks``).
 
 from ._base import Likelihood
 from ._blocks import (
+    FAST_SCALE_NORMAL_SCORES,
     LIKELIHOODS,
     NORMAL_SCORES,
     STANDARDIZED_HETEROSCEDASTIC,
@@ -24,6 +25,7 @@ from ._blocks import (
 from ._continuous import (
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
+    FastScaleNormalScoresLikelihood,
     GaussianLikelihood,
     HeteroscedasticGaussianLikelihood,
     NormalScoresLikelihood,
@@ -37,6 +39,8 @@ from ._counts import (
 )
 
 __all__ = [
+    "FAST_SCALE_NORMAL_SCORES",
+    "FastScaleNormalScoresLikelihood",
     "LIKELIHOODS",
     "LOG_RATE_MAX",
     "LOG_RATE_MIN",

@@ -36,6 +36,9 @@ class Likelihood(nn.Module, abc.ABC):
 
     #: Number of decoder outputs per observed feature.
     n_params_per_feature = 1
+    #: Learning rate of the likelihood's own parameters (such as a noise
+    #: scale per feature), as a multiple of the network's.
+    lr_scale = 1.0
 
     def __init__(self, n_features):
         super().__init__()

@@ -9,6 +9,7 @@ from ._base import Likelihood, Restriction
 from ._continuous import (
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
+    FastScaleNormalScoresLikelihood,
     GaussianLikelihood,
     HeteroscedasticGaussianLikelihood,
     NormalScoresLikelihood,
@@ -159,9 +160,11 @@ LIKELIHOODS = {
 }
 # Also those that the column schema chooses internally, never by name.
 NORMAL_SCORES = "gaussian_on_scores"
+FAST_SCALE_NORMAL_SCORES = "gaussian_on_scores_fast_scale"
 STANDARDIZED_HETEROSCEDASTIC = "gaussian_heteroscedastic_on_standardized"
 _ALL_LIKELIHOODS = {
     **LIKELIHOODS,
     NORMAL_SCORES: NormalScoresLikelihood,
+    FAST_SCALE_NORMAL_SCORES: FastScaleNormalScoresLikelihood,
     STANDARDIZED_HETEROSCEDASTIC: StandardizedHeteroscedasticLikelihood,
 }

@@ -139,6 +139,27 @@ class NormalScoresLikelihood(GaussianLikelihood):
     min_scale = 0.05
 
 
+class FastScaleNormalScoresLikelihood(NormalScoresLikelihood):
+    """``NormalScoresLikelihood`` whose noise scales learn at ten times the
+    network's rate, with a floor of 20 % of the unit.
+
+    What ``likelihood="auto"`` puts on normal-score columns. Adam moves each
+    parameter by about the learning rate per step, so a scale that starts at
+    1 crawls on a small table: on 172 rows of penguins (2 batches per
+    epoch, 100 epochs) the scales of its measurements stayed at 0.87 to
+    0.89, where ten times the rate takes them to 0.42 to 0.53, and the
+    samples blurred the species more (see the user guide's tables page).
+    The floor of 0.2 then keeps a column that others determine (Wage's
+    ``logwage`` next to ``wage``, diamonds' ``x``, ``y``, ``z`` next to
+    ``carat``) from tightening onto the floor of 0.05, which lowered the
+    detection scores of the samples (diamonds: 0.974 to 0.897; with a floor
+    of 0.15, 0.958; with 0.2, 0.981).
+    """
+
+    min_scale = 0.2
+    lr_scale = 10.0
+
+
 class StandardizedHeteroscedasticLikelihood(HeteroscedasticGaussianLikelihood):
     """``HeteroscedasticGaussianLikelihood`` of standardised columns.
 
