@@ -399,7 +399,7 @@ def _transformed_column(X, i, column, numeric_transform, dataframe):
     column.decimals = count_decimals(values, column.dtype)
     if column.transform.kind == "normal_scores":  # cuts are normal scores
         column.levels, column.cuts = fit_levels(values, column, dataframe)
-        column.fast_scale = True
+        column.fast_scale = column.likelihood == "gaussian"
     elif column.likelihood == "gaussian_heteroscedastic":
         column.unit_floor = True
     return column

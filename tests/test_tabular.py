@@ -492,6 +492,24 @@ def test_a_schema_saved_before_fast_scales_keeps_the_likelihood_it_trained(
     assert not any(name == "gaussian_on_scores_fast_scale" for name, _ in old)
 
 
+def test_only_gaussian_normal_score_columns_are_marked_fast_scale():
+    from skvae._schema import fit_schema
+
+    frame = pd.DataFrame({"a": np.random.RandomState(0).lognormal(size=50)})
+    gaussian = fit_schema(frame, "auto", numeric_transform="normal_scores")
+    assert gaussian.columns[0].fast_scale
+    # A heteroscedastic likelihood on normal scores has no scale parameter.
+    other = fit_schema(
+        frame,
+        "auto",
+        numeric_transform="normal_scores",
+        numeric_likelihood="gaussian_heteroscedastic",
+    )
+    assert other.columns[0].transform.kind == "normal_scores"
+    assert not other.columns[0].fast_scale
+    assert "fast_scale" not in other.to_json()["columns"][0]
+
+
 def test_inverse_transform_fills_gaps_with_values_of_each_column(fitted_table, table):
     back = fitted_table.inverse_transform(fitted_table.transform(table))
     assert_array_equal(back.dtypes, table.dtypes)
