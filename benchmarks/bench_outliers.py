@@ -28,7 +28,7 @@ a time, see ``PyOD``) and ``VAE`` with their defaults (PyOD's VAE
 standardises internally; it fails on fewer training rows than its batch
 size, which is reported); ``VAEOutlierDetector()`` with its
 defaults but ``novelty=False``, on the data as given, and the same with
-``n_neighbors=0`` (the likelihood alone, without the local view).
+``n_neighbors=0`` (the likelihood alone, without the local views).
 
 Run: ``python benchmarks/bench_outliers.py [--seeds 5] [--quick] [--device cuda]``
 (``pip install -e ".[bench]"`` for PyOD).

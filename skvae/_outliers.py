@@ -17,7 +17,17 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 from ._base import _BaseVAE
 from ._docstrings import fill_doc
 from ._importance import feature_log_likelihoods
-from ._local import LocalView, blocked_local_term, calibrate, code_rows
+from ._local import (
+    DENSITY_WEIGHT,
+    DensityView,
+    LocalView,
+    blocked_density_term,
+    blocked_local_term,
+    calibrate,
+    code_rows,
+    completed_rows,
+    fit_density,
+)
 from ._utils import draw_seed, to_numpy
 
 # Folds of the cross-fitting that scores each training row with a model that
@@ -48,10 +58,14 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
     The detector learns the distribution of the training rows with a
     variational autoencoder and scores each row by its estimated
     log-likelihood log p(x) (the importance-weighted bound with
-    ``n_score_samples`` draws), plus a local view: how far the row's code
-    lies from the codes of its ``n_neighbors`` nearest training rows. Rows
-    that the model finds unlikely, or that lie apart from their neighbours,
-    are outliers. Scores are deterministic: the same fitted model gives the
+    ``n_score_samples`` draws), plus two local views of its ``n_neighbors``
+    nearest training rows: how far the row's code lies from theirs, and how
+    much sparser the place of the row is than theirs (its local outlier
+    factor among the training rows, as the model completes their gaps).
+    Rows that the model finds unlikely, or that lie apart from their
+    neighbours, are outliers; the local density finds rows just outside a
+    tight cluster, where the likelihood of a model that also fits wider
+    clusters does not. Scores are deterministic: the same fitted model gives the
     same scores for the same rows, whatever the other rows.
     ``feature_scores`` tells which features make a row unlikely.
 
@@ -73,17 +87,26 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
         ``Q1 - 1.5 (Q3 - Q1)``, which flags the rows far below the bulk of
         the data (none when it has no such rows).
 
-    n_neighbors : int, default=10
-        Training codes that the local view of a row looks at: its score adds
-        minus its mean distance to the ``n_neighbors`` nearest posterior
-        means of the training rows (the root expected squared distance under
-        the row's posterior; a training row is not its own neighbour), at
-        most ``n_samples - 1`` of them. The codes are those of all the
-        training rows, or of 10,000 drawn at random from bigger tables. The
-        weight of this term is set on the reference scores of ``offset_``
-        (see ``novelty``): half the interquartile range of their
-        log-likelihoods per interquartile range of their local scores. 0: the
-        score is the log-likelihood alone.
+    n_neighbors : int, default=20
+        Training rows that the local views of a row look at, at most
+        ``n_samples - 1`` (a training row is not its own neighbour); those
+        of all the training rows, or of 10,000 drawn at random from bigger
+        tables. A row's score adds two terms:
+
+        - the codes: minus its mean distance to the ``n_neighbors`` nearest
+          posterior means of the training rows (the root expected squared
+          distance under the row's posterior), weighted by half the
+          interquartile range of the reference log-likelihoods per
+          interquartile range of these scores;
+        - the local density: minus the log of its local outlier factor (as
+          :class:`~sklearn.neighbors.LocalOutlierFactor` computes it) among
+          the training rows in the encoded columns (standardised numbers,
+          one-hot categories), gaps filled by the model's posterior means,
+          weighted by three interquartile ranges of the reference scores so
+          far per interquartile range of these.
+
+        The reference scores are those that set ``offset_`` (see
+        ``novelty``). 0: the score is the log-likelihood alone.
 
     novelty : bool, default=True
         Whether the detector is for new rows, as in
@@ -109,8 +132,8 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
         ``score_samples - offset_``, negative for outliers.
 
     n_neighbors_ : int
-        Neighbours of the local view: ``n_neighbors``, at most
-        ``n_samples - 1``; 0 without the local view.
+        Neighbours of the local views: ``n_neighbors``, at most
+        ``n_samples - 1``; 0 without the local views.
 
     neighbor_codes_ : ndarray of shape (n_codes, n_components)
         The posterior means of the training rows (float32; at most 10,000
@@ -123,6 +146,18 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
     local_center_ : float
         The median local score of the reference rows, where the local view
         adds 0 to a score.
+
+    neighbor_rows_ : ndarray of shape (n_codes, n_encoded)
+        The training rows of ``neighbor_codes_``, encoded and completed
+        (float32), among which the local density finds neighbours; no rows
+        without the local views.
+
+    density_weight_ : float
+        Nats of ``score_samples`` per unit of the local density score
+        (minus a log local outlier factor).
+
+    density_center_ : float
+        The median local density score of the reference rows.
 
     n_score_samples_ : int
         The draws per row of the scores: ``n_score_samples`` at ``fit``, with
@@ -197,6 +232,11 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
         "neighbor_codes_",
         "local_weight_",
         "local_center_",
+        "neighbor_rows_",
+        "density_weight_",
+        "density_center_",
+        "_neighbor_k_distances",
+        "_neighbor_log_densities",
     )
     _saved_attributes = (
         *_BaseVAE._saved_attributes,
@@ -219,7 +259,7 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
         *,
         contamination="auto",
         novelty=True,
-        n_neighbors=10,
+        n_neighbors=20,
         hidden_layer_sizes=(256,),
         activation="relu",
         likelihood="auto",
@@ -292,12 +332,18 @@ n_features)
         # CSR/CSC matrix).
         checked = self._check_input(X, reset=False)
         self._set_neighbors(checked)
-        log_px, local = self._reference_scores(checked)
+        log_px, local, density = self._reference_scores(checked)
         self.local_weight_, self.local_center_ = 0.0, 0.0
+        self.density_weight_, self.density_center_ = 0.0, 0.0
+        # As local_term and density_term compute them, in float64.
+        scores = log_px
         if self.n_neighbors_:
-            self.local_weight_, self.local_center_ = calibrate(log_px, local)
-        # As local_term computes it, in float64.
-        scores = log_px + self.local_weight_ * (local - self.local_center_)
+            self.local_weight_, self.local_center_ = calibrate(scores, local)
+            scores = scores + self.local_weight_ * (local - self.local_center_)
+            self.density_weight_, self.density_center_ = calibrate(
+                scores, density, DENSITY_WEIGHT
+            )
+            scores = scores + self.density_weight_ * (density - self.density_center_)
         if self.contamination == "auto":
             q1, q3 = np.percentile(scores, [25, 75])
             self.offset_ = float(q1 - 1.5 * (q3 - q1))
@@ -307,7 +353,8 @@ n_features)
 
     def _reference_scores(self, X):
         """Log-likelihoods and local scores (see ``_parts``) of the rows
-        whose scores set ``offset_`` and the local weight (see ``novelty``)."""
+        whose scores set ``offset_`` and the local weights (see
+        ``novelty``)."""
         held_out = self._held_out_rows(X)
         if self.novelty and held_out is not None:
             # Rows the model never trained on are new rows to it: their
@@ -322,48 +369,101 @@ n_features)
         return self._parts(X)
 
     def _set_neighbors(self, X):
-        """Keep the posterior means of the rows of ``X`` (``MAX_CODES`` of
-        them at most) for the local view."""
+        """Keep the posterior means and the completed encoded rows of the
+        rows of ``X`` (``MAX_CODES`` of them at most) for the local views,
+        and the rows' local reachability densities."""
         rows = code_rows(_num_samples(X), self._score_seed)
         self.n_neighbors_ = max(0, min(self.n_neighbors, len(rows) - 1))
-        if self.n_neighbors_:
-            if len(rows) < _num_samples(X):
-                X = _safe_indexing(X, rows)
-            self.neighbor_codes_ = self._encode(X)[1].numpy()
-        else:
-            self.neighbor_codes_ = np.zeros((0, self.n_components), np.float32)
+        if not self.n_neighbors_:
+            self._no_neighbors()
+            return
+        if len(rows) < _num_samples(X):
+            X = _safe_indexing(X, rows)
+        _, dataset = self._inference_data(X)
+        z_mean, _ = self.net_.encode(dataset, self._inference_rows)
+        self.neighbor_codes_ = self._finite(z_mean, "fit").numpy()
+        completed = self._importance_sampled(completed_rows, dataset)
+        self.neighbor_rows_ = completed.numpy().astype(np.float32)
+        k_distances, log_densities = fit_density(
+            torch.from_numpy(self.neighbor_rows_), self.n_neighbors_
+        )
+        self._neighbor_k_distances = k_distances.numpy()
+        self._neighbor_log_densities = log_densities.numpy()
+
+    def _no_neighbors(self):
+        """The fitted attributes of the local views, without them."""
+        self.n_neighbors_ = 0
+        self.neighbor_codes_ = np.zeros((0, self.n_components), np.float32)
+        self._no_density()
+
+    def _no_density(self):
+        """The fitted rows of the local density, without it."""
+        self.neighbor_rows_ = np.zeros((0, self._schema.n_features), np.float32)
+        self._neighbor_k_distances = np.zeros(0)
+        self._neighbor_log_densities = np.zeros(0)
 
     def _local_view(self, weight=1.0, center=0.0):
         codes = torch.from_numpy(np.asarray(self.neighbor_codes_, np.float32))
         return LocalView(codes, self.n_neighbors_, weight, center)
 
-    def _local_terms(self, dataset, view):
-        """``local_term`` of the rows of ``dataset`` (float64 NumPy)."""
+    def _density_view(self, weight=1.0, center=0.0):
+        return DensityView(
+            torch.from_numpy(np.asarray(self.neighbor_rows_, np.float32)),
+            torch.from_numpy(np.asarray(self._neighbor_k_distances, np.float64)),
+            torch.from_numpy(np.asarray(self._neighbor_log_densities, np.float64)),
+            self.n_neighbors_,
+            weight,
+            center,
+        )
+
+    def _local_terms(self, dataset, views):
+        """The terms of the local views ``(LocalView, DensityView)`` for the
+        rows of ``dataset``, each as float64 NumPy."""
+        local, density = views
         z_mean, z_logvar = self.net_.encode(dataset, self._inference_rows)
-        return blocked_local_term(z_mean, z_logvar, view)
+        local = blocked_local_term(z_mean, z_logvar, local)
+        # No rows: a file from before the local density; no weight: a
+        # reference range of 0 (see calibrate).
+        if not len(density.rows) or not density.weight:
+            return local, np.zeros_like(local)
+        rows = self._importance_sampled(completed_rows, dataset)
+        return local, blocked_density_term(rows, density)
+
+    def _fitted_views(self):
+        return (
+            self._local_view(self.local_weight_, self.local_center_),
+            self._density_view(self.density_weight_, self.density_center_),
+        )
 
     def _parts(self, X):
-        """Log-likelihoods and local scores (``neighbour_scores``; zeros
-        without the local view) of the rows of ``X``, as float64."""
+        """Log-likelihoods, local scores (``neighbour_scores``) and local
+        density scores (``density_scores``) of the rows of ``X``, as float64
+        (zeros without the local views)."""
         log_px = self._log_likelihood(X).astype(np.float64)
         if not self.n_neighbors_:
-            return log_px, np.zeros_like(log_px)
-        _, z_mean, z_logvar = self._encode(X)
-        return log_px, blocked_local_term(z_mean, z_logvar, self._local_view())
+            return log_px, np.zeros_like(log_px), np.zeros_like(log_px)
+        _, dataset = self._inference_data(X)
+        views = (self._local_view(), self._density_view())
+        return (log_px, *self._local_terms(dataset, views))
 
     def _fitted_state(self):
         state = super()._fitted_state()
         if self.n_neighbors_:
-            view = self._local_view(self.local_weight_, self.local_center_)
-            state["local"] = view
+            state["local"], density = self._fitted_views()
+            if self.density_weight_:
+                state["density"] = density
         return state
 
     def _after_load(self):
         # Files written before the local view: the score is the likelihood.
         if not hasattr(self, "n_neighbors_"):
-            self.n_neighbors_ = 0
-            self.neighbor_codes_ = np.zeros((0, self.n_components), np.float32)
+            self._no_neighbors()
             self.local_weight_, self.local_center_ = 0.0, 0.0
+        # Files written before the local density: the score is the
+        # likelihood and the codes' view, as it was.
+        if not hasattr(self, "density_weight_"):
+            self._no_density()
+            self.density_weight_, self.density_center_ = 0.0, 0.0
 
     def _held_out_rows(self, X):
         """Positions of the rows that early stopping held out of training,
@@ -390,6 +490,7 @@ n_features)
         epochs = self.best_epoch_
         folds = KFold(N_FOLDS, shuffle=True, random_state=draw_seed(self._rng))
         log_px, local = np.empty(n_samples), np.empty(n_samples)
+        density = np.empty(n_samples)
         for train, test in folds.split(np.empty((n_samples, 1))):
             model = clone(self).set_params(
                 novelty=False,
@@ -404,8 +505,9 @@ n_features)
             rows = _safe_indexing(X, train)
             model._fit(rows, schema=self._schema, plan=plan)
             model._set_neighbors(rows)
-            log_px[test], local[test] = model._parts(_safe_indexing(X, test))
-        return log_px, local
+            parts = model._parts(_safe_indexing(X, test))
+            log_px[test], local[test], density[test] = parts
+        return log_px, local, density
 
     @property
     def _score_draws(self):
@@ -449,7 +551,11 @@ n_features)
         ``n_score_samples_`` draws, of the observed entries of each row, plus
         ``local_weight_`` times the row's local score (minus its mean
         distance to its ``n_neighbors_`` nearest training codes) less
-        ``local_center_``; the log-likelihood alone when ``n_neighbors=0``.
+        ``local_center_``, plus ``density_weight_`` times its local density
+        score (minus the log of its local outlier factor among the training
+        rows ``neighbor_rows_``, its gaps filled with the model's posterior
+        means) less ``density_center_``; the log-likelihood alone when
+        ``n_neighbors=0``.
         Deterministic: the draws are keyed by each row's values and a seed
         drawn at ``fit``. A category that ``fit`` did not see is as likely as
         an additive-smoothing estimate makes a never-seen level, and a row
@@ -470,9 +576,13 @@ n_features)
         check_is_fitted(self)
         extra = None
         if self.n_neighbors_:
-            view = self._local_view(self.local_weight_, self.local_center_)
-            extra = partial(self._local_terms, view=view)
+            extra = partial(self._local_extra, views=self._fitted_views())
         return self._log_likelihood(X, unseen_ceiling=self.offset_, extra=extra)
+
+    def _local_extra(self, dataset, views):
+        """The sum of the local views' terms (``_local_terms``)."""
+        local, density = self._local_terms(dataset, views)
+        return local + density
 
     def decision_function(self, X):
         """Score shifted by the threshold: negative for outliers.

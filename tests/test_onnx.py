@@ -299,7 +299,7 @@ def test_outlier_detector():
     detector.fit(X)
     # The graph holds the local view: the training codes, of which a
     # training row is not its own neighbour.
-    assert detector.n_neighbors_ == 10
+    assert detector.n_neighbors_ == 20
     X_new = np.vstack([X_new, X[:100]])
     detector.set_params(n_score_samples=3)  # the threshold keeps the draws of fit
     options = {VAEOutlierDetector: {"score_samples": True}}

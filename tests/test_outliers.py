@@ -318,27 +318,96 @@ def _local_by_hand(detector, X, own=None):
     return -np.sqrt(nearest + spread[:, None]).mean(axis=1)
 
 
-def test_the_score_adds_the_distance_to_the_nearest_training_codes(detector, clusters):
+def _density_by_hand(detector, X, own=None):
+    """Minus the log local outlier factor of each row of ``X`` among the
+    standardised training rows ``neighbor_rows_``, in float64 NumPy, with
+    the floor of ``_local``; ``own`` as for ``_local_by_hand``."""
+    from scipy.spatial.distance import cdist
+
+    from skvae._local import DISTANCE_FLOOR
+
+    train = detector.neighbor_rows_.astype(np.float64)
+    rows = detector._schema.encode(X).astype(np.float32).astype(np.float64)
+    k = detector.n_neighbors_
+
+    def neighbours(distances):
+        index = np.argsort(distances, axis=1, kind="stable")[:, :k]
+        return index, np.take_along_axis(distances, index, axis=1)
+
+    within = cdist(train, train)
+    np.fill_diagonal(within, np.inf)
+    index, nearest = neighbours(within)
+    k_distance = nearest[:, -1]
+    density = 1 / (np.maximum(nearest, k_distance[index]).mean(axis=1) + DISTANCE_FLOOR)
+    distances = cdist(rows, train)
+    if own is not None:
+        mine = np.flatnonzero(own >= 0)
+        distances[mine, own[mine]] = np.inf
+    index, nearest = neighbours(distances)
+    own_density = 1 / (
+        np.maximum(nearest, k_distance[index]).mean(axis=1) + DISTANCE_FLOOR
+    )
+    return np.log(own_density / density[index].mean(axis=1))
+
+
+def _weight(base, scores, share):
+    (q1, q3), (l1, l3) = np.percentile(base, [25, 75]), np.percentile(scores, [25, 75])
+    return share * (q3 - q1) / (l3 - l1)
+
+
+def test_the_score_adds_the_local_views_of_the_nearest_training_rows(
+    detector, clusters
+):
     X, far = clusters
-    assert detector.n_neighbors_ == 10
+    assert detector.n_neighbors_ == 20
     assert_array_equal(detector.neighbor_codes_, detector._encode(X)[1].numpy())
-    # The weight and centre are set on the training rows' own scores
-    # (novelty=False), none of them its own neighbour.
+    # Without gaps, the rows of the local density are the standardised rows.
+    standardised = (X - X.mean(axis=0)) / X.std(axis=0)
+    assert_allclose(detector.neighbor_rows_, standardised, rtol=1e-5, atol=1e-5)
+    # The weights and centres are set on the training rows' own scores
+    # (novelty=False), none of them its own neighbour: first the codes' view
+    # against the log-likelihood, then the density against both.
     own = np.arange(len(X))
     log_px, local = detector._log_likelihood(X), _local_by_hand(detector, X, own)
-    (q1, q3), (l1, median, l3) = (
-        np.percentile(log_px, [25, 75]),
-        np.percentile(local, [25, 50, 75]),
+    assert detector.local_weight_ == pytest.approx(_weight(log_px, local, 0.5))
+    assert detector.local_center_ == pytest.approx(np.median(local), rel=1e-6)
+    base = log_px + detector.local_weight_ * (local - detector.local_center_)
+    density = _density_by_hand(detector, X, own)
+    assert detector.density_weight_ == pytest.approx(
+        _weight(base, density, 3.0), rel=1e-5
     )
-    assert detector.local_weight_ == pytest.approx(0.5 * (q3 - q1) / (l3 - l1))
-    assert detector.local_center_ == pytest.approx(median, rel=1e-6)
-    expected = log_px + detector.local_weight_ * (local - detector.local_center_)
-    assert_allclose(detector.score_samples(X), expected, rtol=1e-6)
+    assert detector.density_center_ == pytest.approx(np.median(density), rel=1e-5)
+    expected = base + detector.density_weight_ * (density - detector.density_center_)
+    assert_allclose(detector.score_samples(X), expected, rtol=1e-5)
     new = _local_by_hand(detector, far)
-    expected = detector._log_likelihood(far) + detector.local_weight_ * (
-        new - detector.local_center_
+    expected = (
+        detector._log_likelihood(far)
+        + detector.local_weight_ * (new - detector.local_center_)
+        + detector.density_weight_
+        * (_density_by_hand(detector, far) - detector.density_center_)
     )
-    assert_allclose(detector.score_samples(far), expected, rtol=1e-6)
+    assert_allclose(detector.score_samples(far), expected, rtol=1e-5)
+
+
+def test_the_local_density_flags_rows_just_outside_a_tight_cluster():
+    # A tight cluster and a wide one: rows 4 spreads outside the tight one
+    # are likelier under one smooth density than the wide cluster's own
+    # rows, but far sparser than their neighbours.
+    rng = np.random.RandomState(0)
+    tight = 0.2 * rng.normal(size=(200, 3))
+    wide = 8.0 + 2.0 * rng.normal(size=(200, 3))
+    direction = rng.normal(size=(10, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    outside = 0.8 * direction
+    test = np.vstack([8.0 + 2.0 * rng.normal(size=(50, 3)), outside])
+    labels = np.r_[np.zeros(50), np.ones(10)]
+    params = dict(max_epochs=60, novelty=False, random_state=0)
+    detector = VAEOutlierDetector(**params).fit(np.vstack([tight, wide]))
+    assert detector.density_weight_ > 0
+    assert roc_auc_score(labels, -detector.score_samples(test)) > 0.9
+    # The likelihood and the codes alone rank them among the wide rows.
+    alone = detector._log_likelihood(test)
+    assert roc_auc_score(labels, -alone) < 0.8
 
 
 def test_no_neighbours_score_the_likelihood_alone(clusters):
@@ -375,10 +444,15 @@ def test_big_tables_keep_a_seeded_subset_of_the_codes(clusters, monkeypatch):
     # look among all 50.
     own = np.full(len(X), -1)
     own[rows] = np.arange(50)
-    expected = detector._log_likelihood(X) + detector.local_weight_ * (
-        _local_by_hand(detector, X, own) - detector.local_center_
+    assert detector.neighbor_rows_.shape == (50, 5)
+    expected = (
+        detector._log_likelihood(X)
+        + detector.local_weight_
+        * (_local_by_hand(detector, X, own) - detector.local_center_)
+        + detector.density_weight_
+        * (_density_by_hand(detector, X, own) - detector.density_center_)
     )
-    assert_allclose(detector.score_samples(X), expected, rtol=1e-6)
+    assert_allclose(detector.score_samples(X), expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("n_neighbors", [-1, 2.5, "auto"])
@@ -395,6 +469,13 @@ def test_save_and_load_keep_the_local_view(detector, clusters, tmp_path):
     assert loaded.neighbor_codes_.dtype == np.float32
     assert loaded.local_weight_ == detector.local_weight_
     assert loaded.local_center_ == detector.local_center_
+    assert_array_equal(loaded.neighbor_rows_, detector.neighbor_rows_)
+    for name in ("_neighbor_k_distances", "_neighbor_log_densities"):
+        assert_array_equal(getattr(loaded, name), getattr(detector, name))
+    assert (loaded.density_weight_, loaded.density_center_) == (
+        detector.density_weight_,
+        detector.density_center_,
+    )
     rows = np.vstack([X, far])
     assert_array_equal(loaded.score_samples(rows), detector.score_samples(rows))
 
@@ -427,3 +508,41 @@ def test_files_from_before_the_local_view_score_the_likelihood(
     assert loaded.n_neighbors_ == 0 and loaded.local_weight_ == 0.0
     expected = detector._log_likelihood(X, unseen_ceiling=detector.offset_)
     assert_array_equal(loaded.score_samples(X), expected)
+
+
+def test_files_from_before_the_local_density_score_as_they_did(
+    detector, clusters, tmp_path
+):
+    import json
+
+    import safetensors.torch
+
+    from skvae import _persistence
+
+    X, far = clusters
+    path = tmp_path / "d.safetensors"
+    detector.save(path)
+    # The file as written before the local density: the codes' view alone.
+    density = ("neighbor_rows_", "_neighbor_k_distances", "_neighbor_log_densities")
+    with safetensors.safe_open(path, "pt") as f:
+        info = json.loads(f.metadata()["skvae"])
+        names = [k for k in f.keys() if k.removeprefix("fitted.") not in density]
+        tensors = {k: f.get_tensor(k) for k in names}
+    for name in ("density_weight_", "density_center_"):
+        del info["fitted"][name]
+    document = json.dumps(info)
+    metadata = {"skvae": document, "sha256": _persistence._digest(document, tensors)}
+    safetensors.torch.save_file(tensors, path, metadata=metadata)
+    loaded = VAEOutlierDetector.load(path)
+    assert loaded.density_weight_ == 0.0 and loaded.neighbor_rows_.shape == (0, 5)
+    rows = np.vstack([X, far])
+    # The training rows are in the codes: each is not its own neighbour.
+    own = np.r_[np.arange(len(X)), np.full(len(far), -1)]
+    expected = detector._log_likelihood(rows) + detector.local_weight_ * (
+        _local_by_hand(detector, rows, own) - detector.local_center_
+    )
+    assert_allclose(loaded.score_samples(rows), expected, rtol=1e-6)
+    # Saved again, it stays as it was.
+    loaded.save(tmp_path / "again.safetensors")
+    again = VAEOutlierDetector.load(tmp_path / "again.safetensors")
+    assert_array_equal(again.score_samples(rows), loaded.score_samples(rows))

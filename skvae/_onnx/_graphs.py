@@ -9,7 +9,7 @@ from .._data import observed_entries
 from .._decode import decode_numeric
 from .._donors import blend, completed, n_candidates
 from .._importance import importance_draws, marginal_of_draws, posterior_mean
-from .._local import local_term
+from .._local import completed_rows, density_term, local_term
 from ._draws import ndtri
 from ._prepare import Tensors
 
@@ -50,15 +50,17 @@ class _Draws(nn.Module):
 
 class ScoreGraph(_Draws):
     """``score_samples``: ``log_marginal_likelihood`` plus the log-slopes,
-    and the detector's ``local_term`` when it has a local view (its training
-    codes a buffer); with ``codes``, the posterior means (``transform``)
-    first, from the same run of the encoder."""
+    and the detector's ``local_term`` and ``density_term`` when it has local
+    views (its training codes and rows buffers); with ``codes``, the
+    posterior means (``transform``) first, from the same run of the
+    encoder."""
 
     def __init__(self, plan, codes=False):
         super().__init__(plan)
         self.dtype = plan.dtype
         self.codes = codes
         self.local = None if plan.local is None else Tensors(plan.local)
+        self.density = None if plan.density is None else Tensors(plan.density)
 
     def forward(self, x, observed, uniform, log_slope):
         eps, mask = self.inputs(x, observed, uniform)
@@ -68,6 +70,9 @@ class ScoreGraph(_Draws):
         if self.local is not None:
             view = self.local.table()
             score = score + local_term(draws.z_mean, draws.z_logvar, view)
+        if self.density is not None:
+            rows = completed_rows(self.module, x, eps, mask)
+            score = score + density_term(rows, self.density.table())
         score = score.to(self.dtype).unsqueeze(1)
         if self.codes:
             return draws.z_mean.to(self.dtype), score

@@ -70,8 +70,10 @@ class Plan:
                     f"most {2**21}."
                 )
         self.n_draws = None
-        # The detector's local view (a ``LocalView``), if it has one.
+        # The detector's local views (a ``LocalView`` and a ``DensityView``),
+        # if it has them.
         self.local = state.get("local") if score else None
+        self.density = state.get("density") if score else None
         if score:
             self.n_draws = state["score_draws"]
         if impute:
