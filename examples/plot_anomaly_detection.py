@@ -4,8 +4,9 @@ Outlier detection, and what makes a row odd
 ==============================================
 
 :class:`~skvae.VAEOutlierDetector` learns the distribution of normal data and
-scores each row by its estimated log-likelihood: rows the model finds
-unlikely are outliers. It has the API of scikit-learn's outlier detectors
+scores each row by its estimated log-likelihood, plus how far it lies from
+its nearest training rows: rows the model finds unlikely, or that lie apart,
+are outliers. It has the API of scikit-learn's outlier detectors
 (``predict`` in {-1, +1}, ``decision_function``, ``contamination``), and
 :meth:`~skvae.VAEOutlierDetector.feature_scores` tells which features make a
 row unlikely. Here it learns the digits 0 to 4 and flags the digits 5 to 9,
@@ -34,8 +35,9 @@ detector.fit(X_train)
 print(f"epochs: {detector.n_iter_}, threshold offset_: {detector.offset_:.1f} nats")
 
 # %%
-# ``score_samples`` is the log-likelihood estimate (higher is more normal);
-# ``predict`` flags the rows below ``offset_``, here the 5 % quantile of the
+# ``score_samples`` is the log-likelihood estimate plus the local views of
+# each row's nearest training rows (higher is more normal; see the user
+# guide). ``predict`` flags the rows below ``offset_``, here the 5 % quantile of the
 # training rows' cross-fitted scores (each by a model fitted without it), so
 # that about 5 % of new digits 0-4 are flagged.
 X_test = np.r_[X_normal, X_novel]
@@ -62,7 +64,7 @@ ax_hist.hist(
 )
 ax_hist.axvline(detector.offset_, color="k", linestyle="--", label="offset_")
 ax_hist.set(
-    xlabel="log p(x) (nats)",
+    xlabel="score_samples (nats)",
     ylabel="density",
     title="Held-out images, model trained on 0-4",
 )
