@@ -62,6 +62,11 @@ DISTANCE_FLOOR = 1e-3
 # bigger tables. Every row scored costs a distance to each code, and the
 # codes are constants of the ONNX graph.
 MAX_CODES = 10_000
+# Numbers of the completed training rows kept for the local density at most:
+# wide rows keep fewer rows (a random subset of the codes' rows), so that the
+# fitted detector, its files and its ONNX graph stay within 64 MiB of them
+# (10,000 rows of up to 1,677 encoded columns).
+MAX_DENSITY_ENTRIES = 2**24
 # Query rows per block of the distance computation, times the numbers in the
 # training codes: the differences of one block take 16 MiB in float32.
 _BLOCK_ENTRIES = 2**22
@@ -218,6 +223,18 @@ def code_rows(n_samples, seed):
         return np.arange(n_samples)
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n_samples, MAX_CODES, replace=False))
+
+
+def density_rows(n_codes, n_features, n_neighbors, seed):
+    """Positions, among the ``n_codes`` rows of the codes, of the rows that
+    the local density keeps: all of them, or as many as
+    ``MAX_DENSITY_ENTRIES`` numbers allow (and at least ``n_neighbors + 1``),
+    drawn with ``seed``, in order."""
+    keep = max(n_neighbors + 1, MAX_DENSITY_ENTRIES // max(1, n_features))
+    if n_codes <= keep:
+        return np.arange(n_codes)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_codes, keep, replace=False))
 
 
 def calibrate(scores, local_scores, share=LOCAL_WEIGHT):

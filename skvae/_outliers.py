@@ -26,6 +26,7 @@ from ._local import (
     calibrate,
     code_rows,
     completed_rows,
+    density_rows,
     fit_density,
 )
 from ._utils import draw_seed, to_numpy
@@ -91,7 +92,8 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
         Training rows that the local views of a row look at, at most
         ``n_samples - 1`` (a training row is not its own neighbour); those
         of all the training rows, or of 10,000 drawn at random from bigger
-        tables. A row's score adds two terms:
+        tables (the local density keeps fewer for rows of over 1,677 encoded
+        columns: 2**24 numbers at most). A row's score adds two terms:
 
         - the codes: minus its mean distance to the ``n_neighbors`` nearest
           posterior means of the training rows (the root expected squared
@@ -147,10 +149,11 @@ class VAEOutlierDetector(OutlierMixin, _BaseVAE):
         The median local score of the reference rows, where the local view
         adds 0 to a score.
 
-    neighbor_rows_ : ndarray of shape (n_codes, n_encoded)
-        The training rows of ``neighbor_codes_``, encoded and completed
-        (float32), among which the local density finds neighbours; no rows
-        without the local views.
+    neighbor_rows_ : ndarray of shape (n_rows, n_encoded)
+        The training rows among which the local density finds neighbours,
+        encoded and completed (float32): those of ``neighbor_codes_``, or a
+        random subset of them for wide rows (at most 2**24 numbers in all);
+        no rows without the local views.
 
     density_weight_ : float
         Nats of ``score_samples`` per unit of the local density score
@@ -382,6 +385,11 @@ n_features)
         _, dataset = self._inference_data(X)
         z_mean, _ = self.net_.encode(dataset, self._inference_rows)
         self.neighbor_codes_ = self._finite(z_mean, "fit").numpy()
+        dense = density_rows(
+            len(rows), self._schema.n_features, self.n_neighbors_, self._score_seed
+        )
+        if len(dense) < len(rows):
+            _, dataset = self._inference_data(_safe_indexing(X, dense))
         completed = self._importance_sampled(completed_rows, dataset)
         self.neighbor_rows_ = completed.numpy().astype(np.float32)
         k_distances, log_densities = fit_density(

@@ -546,3 +546,30 @@ def test_files_from_before_the_local_density_score_as_they_did(
     loaded.save(tmp_path / "again.safetensors")
     again = VAEOutlierDetector.load(tmp_path / "again.safetensors")
     assert_array_equal(again.score_samples(rows), loaded.score_samples(rows))
+
+
+def test_wide_rows_keep_a_seeded_subset_for_the_local_density(clusters, monkeypatch):
+    from skvae._local import density_rows
+
+    # Room for 40 rows of 5 numbers: the density keeps 40 of the 300 rows
+    # whose codes it keeps.
+    monkeypatch.setattr("skvae._local.MAX_DENSITY_ENTRIES", 200)
+    X, far = clusters
+    detector = VAEOutlierDetector(max_epochs=2, novelty=False, random_state=0)
+    detector.fit(X)
+    assert detector.neighbor_codes_.shape == (300, 2)
+    rows = density_rows(300, 5, 20, detector._score_seed)
+    assert len(rows) == 40 and detector.neighbor_rows_.shape == (40, 5)
+    assert_allclose(detector.neighbor_rows_, detector._schema.encode(X[rows]))
+    own = np.full(len(X), -1)
+    own[rows] = np.arange(40)
+    expected = (
+        detector._log_likelihood(X)
+        + detector.local_weight_
+        * (_local_by_hand(detector, X, np.arange(300)) - detector.local_center_)
+        + detector.density_weight_
+        * (_density_by_hand(detector, X, own) - detector.density_center_)
+    )
+    assert_allclose(detector.score_samples(X), expected, rtol=1e-5)
+    # At least the neighbours and the row itself.
+    assert len(density_rows(300, 10**9, 20, 0)) == 21
