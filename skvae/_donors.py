@@ -119,13 +119,17 @@ def n_candidates(pool):
 
 def completed(x, mask, fills):
     """The rows ``x`` with their gaps (``mask`` False) taken from ``fills``:
-    the keys of ``nearest``."""
-    return fills if mask is None else torch.where(mask, x, fills)
+    the keys of ``nearest``. A batch without a mask has no gaps: ``x``."""
+    return x if mask is None else torch.where(mask, x, fills)
 
 
 def completed_mean(module, x, eps, mask=None):
     """``posterior_mean`` in the gaps of ``x``, its observed entries
-    elsewhere. Arguments as for ``_importance.importance_draws``."""
+    elsewhere (``x`` itself without a mask, with no draws): the keys of the
+    donors and the rows of the detector's local density. Arguments as for
+    ``_importance.importance_draws``."""
+    if mask is None:
+        return x
     return completed(x, mask, posterior_mean(module, x, eps, mask))
 
 

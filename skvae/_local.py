@@ -11,7 +11,7 @@ detector adds both to the log-likelihood, each with the weight that
   from every code.
 - The local density (``density_scores``): minus the log of the row's local
   outlier factor (Breunig et al., 2000) among the training rows as the model
-  completes them (``completed_rows``: the encoded columns, standardised
+  completes them (``_donors.completed_mean``: the encoded columns, standardised
   numbers and one-hot categories, with the gaps filled by the model's
   posterior means). It compares the density around a row with the density
   around its neighbours, which neither the likelihood of a model that
@@ -27,8 +27,6 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-
-from ._importance import posterior_mean
 
 # A training code this close to a row's posterior mean is the row itself (a
 # training row scored again, as fit_predict does), which is not its own
@@ -125,15 +123,6 @@ class DensityView(NamedTuple):
     n_neighbors: int
     weight: float
     center: float
-
-
-def completed_rows(module, x, eps, mask=None):
-    """The encoded rows ``x`` with their gaps (``mask`` False) taken from the
-    posterior means (``posterior_mean``): the rows of the local density.
-    Arguments as for ``_importance.importance_draws``."""
-    if mask is None:
-        return x
-    return torch.where(mask.bool(), x, posterior_mean(module, x, eps, mask))
 
 
 def _squared_distances(a, b):

@@ -16,6 +16,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._base import _BaseVAE
 from ._docstrings import fill_doc
+from ._donors import completed_mean
 from ._importance import feature_log_likelihoods
 from ._local import (
     DENSITY_WEIGHT,
@@ -25,7 +26,6 @@ from ._local import (
     blocked_local_term,
     calibrate,
     code_rows,
-    completed_rows,
     density_rows,
     fit_density,
 )
@@ -390,7 +390,7 @@ n_features)
         )
         if len(dense) < len(rows):
             _, dataset = self._inference_data(_safe_indexing(X, dense))
-        completed = self._importance_sampled(completed_rows, dataset)
+        completed = self._importance_sampled(completed_mean, dataset)
         self.neighbor_rows_ = completed.numpy().astype(np.float32)
         k_distances, log_densities = fit_density(
             torch.from_numpy(self.neighbor_rows_), self.n_neighbors_
@@ -434,7 +434,7 @@ n_features)
         # reference range of 0 (see calibrate).
         if not len(density.rows) or not density.weight:
             return local, np.zeros_like(local)
-        rows = self._importance_sampled(completed_rows, dataset)
+        rows = self._importance_sampled(completed_mean, dataset)
         return local, blocked_density_term(rows, density)
 
     def _fitted_views(self):

@@ -15,7 +15,6 @@ from skvae._local import (
     blocked_density_term,
     blocked_local_term,
     calibrate,
-    completed_rows,
     density_scores,
     density_term,
     fit_density,
@@ -132,7 +131,8 @@ def test_density_term_is_weighted_and_centred_and_blocks_agree(monkeypatch):
         assert torch.equal(part, whole)
 
 
-def test_completed_rows_fill_the_gaps_alone():
+def test_the_rows_of_the_local_density_fill_the_gaps_alone():
+    from skvae._donors import completed_mean
     from skvae._importance import posterior_mean
     from skvae._modules import VAEModule
 
@@ -142,8 +142,8 @@ def test_completed_rows_fill_the_gaps_alone():
     x = torch.tensor([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]])
     mask = torch.tensor([[True, False, True], [True, True, True]])
     eps = torch.randn(4, 2, 2)
-    rows = completed_rows(module, x, eps, mask)
+    rows = completed_mean(module, x, eps, mask)
     fills = posterior_mean(module, x, eps, mask)
     assert torch.equal(rows[mask], x[mask])
     assert rows[0, 1] == fills[0, 1] and fills[0, 1] != x[0, 1]
-    assert completed_rows(module, x, eps) is x
+    assert completed_mean(module, x, eps) is x

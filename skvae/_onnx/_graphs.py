@@ -7,9 +7,9 @@ from torch import nn
 
 from .._data import observed_entries
 from .._decode import decode_numeric
-from .._donors import blend, completed, n_candidates
+from .._donors import blend, completed, completed_mean, n_candidates
 from .._importance import importance_draws, marginal_of_draws, posterior_mean
-from .._local import completed_rows, density_term, local_term
+from .._local import density_term, local_term
 from ._draws import ndtri
 from ._prepare import Tensors
 
@@ -71,7 +71,7 @@ class ScoreGraph(_Draws):
             view = self.local.table()
             score = score + local_term(draws.z_mean, draws.z_logvar, view)
         if self.density is not None:
-            rows = completed_rows(self.module, x, eps, mask)
+            rows = completed_mean(self.module, x, eps, mask)
             score = score + density_term(rows, self.density.table())
         score = score.to(self.dtype).unsqueeze(1)
         if self.codes:
