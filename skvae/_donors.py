@@ -4,12 +4,15 @@ The fills of a gap blend the model's estimate (the MIWAE posterior mean, or a
 posterior draw) with the values of the same column in the training rows
 nearest to the row once both are completed by the model (observed entries as
 they are, gaps filled with the model's estimate, as in predictive-mean
-matching): its donors. Per column, the
-number of donors ``k`` and the weight ``w`` of their mean come from the fit
-data itself (``choose``): observed entries are hidden on purpose and filled
-both ways, and the pair with the lowest squared error is kept (``w = 0``, the
-model alone, unless donors do better). A weight of 1 with one donor keeps a
-column's support (its levels, integer grid and categories) by construction.
+matching): its donors; and, for numeric columns, with a linear read-out of
+the completed row (``_linear``). Per column, the number of donors ``k``, the
+weight ``w`` of their mean and the weight ``v`` of the read-out come from the
+fit data itself (``choose``): observed entries are hidden on purpose and
+filled every way, and the blend with the lowest squared error is kept
+(``w = v = 0``, the model alone, unless another does better). A weight of 1
+with one donor keeps a column's support (its levels, integer grid and
+categories) by construction. Posterior draws (``draw_donors``) take the
+donors' values, not the read-out, which moves the point fills only.
 
 Everything runs in the encoded space of the column schema (standardised
 numbers, one-hot categories), so that the estimator and the ONNX graph share
@@ -22,6 +25,7 @@ import numpy as np
 import torch
 
 from ._importance import posterior_mean, posterior_sample
+from ._linear import crossfit, fit_readout, linear_entries, predict
 
 # The candidates of the choice per column.
 NEIGHBOURS = (1, 3, 5, 10, 20, 40)
@@ -42,40 +46,54 @@ BLOCK_ENTRIES = 2**22
 
 
 class DonorPool(NamedTuple):
-    """The donors and the choice per encoded entry, as tensors."""
+    """The donors, the linear read-out (``_linear``) and the choice per
+    encoded entry, as tensors."""
 
     keys: torch.Tensor  # (n_pool, n_encoded): the rows completed by the model
     values: torch.Tensor  # (n_pool, n_encoded): encoded values, 0 in gaps
     observed: torch.Tensor  # (n_pool, n_encoded): 1.0 where observed
     n_neighbors: torch.Tensor  # (n_encoded,) int64: k of each entry's column
     weight: torch.Tensor  # (n_encoded,): w of each entry's column
+    center: torch.Tensor  # (n_encoded,): the read-out's mean row
+    coef: torch.Tensor  # (n_encoded, n_encoded): its coefficients
+    linear: torch.Tensor  # (n_encoded,): v, the read-out's weight
 
 
-def make_pool(choice, keys, values, widths):
+def make_pool(choice, keys, values, readout, widths):
     """The fitted donors from their saved parts: ``choice`` (the lists of
-    ``n_neighbors`` and weights per column, or None without donors), the
-    pool's completed rows ``keys`` and encoded ``values`` (NaN in gaps).
+    ``n_neighbors``, donor weights and read-out weights per column, or None
+    without donors; files saved before the read-out have no third list),
+    the pool's completed rows ``keys`` and encoded ``values`` (NaN in gaps),
+    and the ``readout`` (its center and coefficients, or None).
 
     Returns
     -------
-    n_neighbors : ndarray of int64, weights : ndarray
+    n_neighbors : ndarray of int64, weights, linear : ndarray
         Per column (zeros without donors).
     pool : DonorPool or None
         With the choice spread over each column's ``widths`` entries.
     """
+    zeros = np.zeros(len(widths))
     if choice is None:
-        return np.zeros(len(widths), np.int64), np.zeros(len(widths)), None
+        return zeros.astype(np.int64), zeros, zeros, None
     n_neighbors, weights = np.asarray(choice[0], np.int64), np.asarray(choice[1])
+    linear = np.asarray(choice[2]) if len(choice) > 2 else zeros
     values = np.asarray(values, dtype=np.float32)
     observed = ~np.isnan(values)
+    n_encoded = values.shape[1]
+    if readout is None:
+        readout = np.zeros(n_encoded), np.zeros((n_encoded, n_encoded))
     pool = DonorPool(
         torch.as_tensor(np.asarray(keys, np.float32)),
         torch.as_tensor(np.where(observed, values, 0.0)),
         torch.as_tensor(observed.astype(np.float32)),
         torch.as_tensor(np.repeat(n_neighbors, widths)),
         torch.as_tensor(np.repeat(weights.astype(np.float32), widths)),
+        torch.as_tensor(np.asarray(readout[0], np.float32)),
+        torch.as_tensor(np.asarray(readout[1], np.float32)),
+        torch.as_tensor(np.repeat(linear.astype(np.float32), widths)),
     )
-    return n_neighbors, weights, pool
+    return n_neighbors, weights, linear, pool
 
 
 def nearest(keys, pool_keys, n, exclude=None):
@@ -113,8 +131,8 @@ def donor_means(index, values, observed, n_neighbors):
 
 def n_candidates(pool):
     """How many nearest rows ``blend`` looks among: twice the largest k, as
-    some of them may not have observed a column."""
-    return min(2 * int(pool.n_neighbors.max()), len(pool.keys))
+    some of them may not have observed a column (at least one)."""
+    return min(max(2 * int(pool.n_neighbors.max()), 1), len(pool.keys))
 
 
 def completed(x, mask, fills):
@@ -143,13 +161,23 @@ def blend(fills, keys, pool, n):
     """``fills`` moved towards the donors' means by each entry's weight (the
     model's own fills where no donor observed the entry), the donors looked
     for among the ``n`` pool rows nearest the ``keys`` (``completed`` rows;
-    ``n_candidates``), in float64. The torch function of
+    ``n_candidates``), and towards the linear read-out of the ``keys``
+    (``_linear.predict``) by its weight, in float64. The torch function of
     ``VAEImputer.transform`` and its ONNX graph."""
     index = nearest(keys.to(pool.keys.dtype), pool.keys, n)
     means, count = donor_means(index, pool.values, pool.observed, pool.n_neighbors)
     weight = torch.where(count > 0, pool.weight, torch.zeros_like(pool.weight))
     fills = fills.to(torch.float64)
-    return fills + weight.to(torch.float64) * (means - fills)
+    readout = predict(
+        keys.to(torch.float64),
+        pool.center.to(torch.float64),
+        pool.coef.to(torch.float64),
+    )
+    return (
+        fills
+        + weight.to(torch.float64) * (means - fills)
+        + pool.linear.to(torch.float64) * (readout - fills)
+    )
 
 
 def blend_rows(fills, keys, pool):
@@ -209,7 +237,7 @@ def pool_rows(n_rows, rng):
     return np.sort(rng.choice(n_rows, POOL_ROWS, replace=False))
 
 
-def fit_donors(encoded, complete, columns, n_columns, grid, rng):
+def fit_donors(encoded, complete, columns, n_columns, numeric, grid, rng):
     """Hide entries of ``CHOICE_ROWS`` rows of the pool and ``choose``.
 
     Parameters
@@ -220,14 +248,19 @@ def fit_donors(encoded, complete, columns, n_columns, grid, rng):
         Encoded rows with gaps to the rows completed by the model.
     columns, n_columns, grid :
         As for ``choose``.
+    numeric : list of int
+        The numeric columns, which the linear read-out may fill.
     rng : numpy.random.Generator
 
     Returns
     -------
-    n_neighbors, weights : ndarray
-        As ``choose`` returns them.
+    choice : Choice
+        Per column, as ``choose`` returns it.
     keys : ndarray of shape (n_pool, n_encoded)
         The pool's rows completed by the model.
+    readout : tuple of ndarray or None
+        The read-out's center and coefficients (``_linear.fit_readout``),
+        None where no column takes it.
     """
     keys = complete(encoded)
     # Rows drawn again (with other entries hidden) in pools under
@@ -237,10 +270,27 @@ def fit_donors(encoded, complete, columns, n_columns, grid, rng):
     hidden = _hidden_entries(encoded[chosen], columns, n_columns, rng)
     fills = complete(np.where(hidden, np.nan, encoded[chosen]))
     truth = np.where(hidden, encoded[chosen], np.nan)
-    n_neighbors, weights = choose(
-        truth, fills, keys, encoded, chosen, columns, n_columns, grid
+    targets = linear_entries(columns, numeric)
+    readouts = crossfit(keys, chosen, fills, targets, rng) if targets.size else {}
+    for readout in readouts.values():
+        readout[:, np.setdiff1d(np.arange(len(columns)), targets)] = np.nan
+    choice = choose(
+        truth, fills, keys, encoded, chosen, columns, n_columns, grid, readouts
     )
-    return n_neighbors, weights, keys
+    readout = None
+    if choice.linear.any():
+        targets = targets[choice.linear[columns[targets]] > 0]
+        readout = fit_readout(keys, choice.alpha[columns[targets]], targets)
+    return choice, keys, readout
+
+
+class Choice(NamedTuple):
+    """The choice of ``choose``, per column."""
+
+    n_neighbors: np.ndarray  # int64: k, 0 without donors
+    weight: np.ndarray  # w, the donors' weight
+    linear: np.ndarray  # v, the linear read-out's weight
+    alpha: np.ndarray  # the read-out's penalty (where v > 0)
 
 
 def _hidden_entries(encoded, columns, n_columns, rng):
@@ -255,9 +305,13 @@ def _hidden_entries(encoded, columns, n_columns, rng):
     return hide[:, columns]
 
 
-def choose(truth, fills, pool_keys, pool_values, exclude, columns, n_columns, grid):
-    """The number of donors and the weight per column with the lowest squared
-    error on the hidden entries.
+def choose(
+    truth, fills, pool_keys, pool_values, exclude, columns, n_columns, grid, readouts
+):
+    """The number of donors, their weight and the linear read-out's weight
+    and penalty per column with the lowest squared error on the hidden
+    entries. The fill ``fills + w (donors - fills) + v (readout - fills)``
+    keeps ``w + v <= 1``: a blend of the three estimates.
 
     Parameters
     ----------
@@ -275,18 +329,45 @@ def choose(truth, fills, pool_keys, pool_values, exclude, columns, n_columns, gr
         The number of columns (some may have no encoded entry).
     grid : tuple of int
         The candidate numbers of donors.
+    readouts : dict
+        Penalty to the read-out of ``fills`` fitted without each row
+        (``_linear.crossfit``; empty without a read-out), NaN in the
+        entries it does not fill.
 
     Returns
     -------
-    n_neighbors : ndarray of int64, weights : ndarray of float
-        Per column; weight 0 (and ``n_neighbors`` 0) where the model alone
-        does best or too few entries were hidden.
+    Choice
+        Weights 0 (and ``n_neighbors`` 0) where the model alone does best
+        or too few entries were hidden.
     """
-    best_k, best_w = np.zeros(n_columns, np.int64), np.zeros(n_columns)
+    zeros = np.zeros(n_columns)
+    choice = Choice(zeros.astype(np.int64), zeros.copy(), zeros.copy(), zeros.copy())
     grid = [k for k in grid if k <= len(pool_keys) - 1]
     if not grid:
-        return best_k, best_w
+        return choice
     hidden = ~np.isnan(truth)
+    means = _donor_candidates(fills, pool_keys, pool_values, exclude, grid)
+    for c in range(n_columns):
+        entries = columns == c
+        rows = hidden[:, entries].any(axis=1)
+        if rows.sum() < MIN_HIDDEN:
+            continue
+        miss = (truth - fills)[rows][:, entries]
+        donors = {k: (means[k] - fills)[rows][:, entries] for k in grid}
+        readout = {
+            alpha: (readouts[alpha] - fills)[rows][:, entries]
+            for alpha in readouts
+            if not np.isnan(readouts[alpha][:, entries]).any()
+        }
+        best = _best_blend(miss, donors, readout)
+        choice.n_neighbors[c], choice.weight[c] = best[0], best[1]
+        choice.linear[c], choice.alpha[c] = best[2], best[3]
+    return choice
+
+
+def _donor_candidates(fills, pool_keys, pool_values, exclude, grid):
+    """The donors' means (``fills`` where no donor observed an entry) of
+    each row of ``fills`` for every k of ``grid``, the row itself left out."""
     observed = ~np.isnan(pool_values)
     pool_keys = torch.as_tensor(pool_keys, dtype=torch.float32)
     keys = torch.as_tensor(fills, dtype=torch.float32)
@@ -302,25 +383,31 @@ def choose(truth, fills, pool_keys, pool_values, exclude, columns, n_columns, gr
     )
     values = torch.as_tensor(np.where(observed, pool_values, 0.0))
     observed = torch.as_tensor(observed, dtype=torch.float64)
-    weights = np.asarray(WEIGHTS)
-    errors = {}  # (k, column) -> squared errors per weight
+    out = {}
     for k in grid:
         means, count = donor_means(index, values, observed, torch.tensor(k))
-        means = np.where(count.numpy() > 0, means.numpy(), fills)
-        for c in range(n_columns):
-            entries = columns == c
-            rows = hidden[:, entries].any(axis=1)
-            gap = (means - fills)[rows][:, entries]
-            miss = (truth - fills)[rows][:, entries]
-            # Squared error of fills + w (means - fills), for every w at once.
-            errors[k, c] = [np.sum((w * gap - miss) ** 2) for w in weights]
-    for c in range(n_columns):
-        if hidden[:, columns == c].any(axis=1).sum() < MIN_HIDDEN:
-            continue
-        k, w = min(
-            ((k, i) for k in grid for i in range(len(weights))),
-            key=lambda pair: (errors[pair[0], c][pair[1]], pair[1], pair[0]),
-        )
-        if w:
-            best_k[c], best_w[c] = k, weights[w]
-    return best_k, best_w
+        out[k] = np.where(count.numpy() > 0, means.numpy(), fills)
+    return out
+
+
+def _best_blend(miss, donors, readouts):
+    """The ``(k, w, v, alpha)`` whose blend ``w * donors[k] + v *
+    readouts[alpha]`` (both as gaps from the model's fills) comes nearest
+    ``miss`` in squared error; ties go to the smaller weights, so that the
+    model alone (``(0, 0.0, 0.0, 0.0)``) is kept unless another does better.
+    """
+    weights = np.asarray(WEIGHTS)
+    best, best_key = (0, 0.0, 0.0, 0.0), (float(np.sum(miss**2)), 0, 0, 0, 0)
+    options = [(0.0, np.zeros_like(miss))] + list(readouts.items())
+    for k, gap in donors.items():
+        for a, (alpha, line) in enumerate(options):
+            for i, w in enumerate(weights):
+                for j, v in enumerate(weights if a else weights[:1]):
+                    if w + v > 1.0 + 1e-9:
+                        continue
+                    error = float(np.sum((w * gap + v * line - miss) ** 2))
+                    key = (error, i + j, i, k, a)
+                    if key < best_key:
+                        best_key = key
+                        best = (k if w else 0, w, v, alpha if v else 0.0)
+    return best

@@ -58,7 +58,8 @@ class VAEImputer(TransformerMixin, _BaseVAE):
     those weights (Mattei and Frellsen, 2019). Where it does better on the
     fit data, the fill is blended with the values of the training rows
     nearest the gap's row (``n_neighbors``): a look-up step that finds rows
-    which repeat. ``sample_posterior=True`` draws one plausible value per
+    which repeat, or with a linear read-out of the row's other entries.
+    ``sample_posterior=True`` draws one plausible value per
     gap instead, for multiple imputation.
 
     Observed entries are returned unchanged. Categorical columns of a
@@ -102,7 +103,10 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         by the model), by a weight chosen per column on the fit data (entries
         hidden on purpose), 0 where the model alone does best. "auto" chooses
         ``k`` per column too (among 1, 3, 5, 10, 20, 40); an int fixes it.
-        0 or None switches donors off: the fills are the model's alone. See
+        The same choice may blend in, for numeric columns, a linear read-out
+        (a ridge regression on the row's other entries, fitted on the
+        training rows as the model completes them). 0 or None switches
+        donors and the read-out off: the fills are the model's alone. See
         the user guide.
 
     {parameters}
@@ -127,6 +131,10 @@ class VAEImputer(TransformerMixin, _BaseVAE):
 
     donor_weights_ : ndarray of shape (`n_features_in_`,)
         The weight of the donors' mean in each column's fills, in [0, 1].
+
+    linear_weights_ : ndarray of shape (`n_features_in_`,)
+        The weight of the linear read-out in each numeric column's fills, in
+        [0, 1] (at most ``1 - donor_weights_``; 0 for categorical columns).
 
     n_features_in_ : int
         Number of features seen during ``fit``.
@@ -209,6 +217,7 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         "_donor_choice",
         "_donor_keys",
         "_donor_values",
+        "_donor_readout",
     )
 
     def __init__(
@@ -307,6 +316,7 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         """Keep training rows as donors and choose, per column, how many of
         them fill a gap and with what weight (``_donors.fit_donors``)."""
         self._donor_choice = self._donor_keys = self._donor_values = None
+        self._donor_readout = None
         if not self.n_neighbors:
             return
         rng = np.random.default_rng(self._score_seed)
@@ -314,19 +324,26 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         rows = X.iloc[pool] if isinstance(X, pd.DataFrame) else X[pool]
         encoded = np.asarray(self._schema.encode(rows), dtype=np.float64)
         grid = NEIGHBOURS if self.n_neighbors == "auto" else (self.n_neighbors,)
-        n_neighbors, weights, keys = fit_donors(
+        choice, keys, readout = fit_donors(
             encoded,
             self._completed,
             self._schema.feature_columns(),
             len(self._schema.columns),
+            self._schema.numeric_columns(),
             grid,
             rng,
         )
-        if weights.any():
+        if choice.weight.any() or choice.linear.any():
             # Plain lists, as save() stores them.
-            self._donor_choice = [n_neighbors.tolist(), weights.tolist()]
+            self._donor_choice = [
+                choice.n_neighbors.tolist(),
+                choice.weight.tolist(),
+                choice.linear.tolist(),
+            ]
             self._donor_keys = keys.astype(np.float32).tolist()
             self._donor_values = encoded.astype(np.float32).tolist()
+            if readout is not None:
+                self._donor_readout = [part.tolist() for part in readout]
 
     def _completed(self, encoded):
         """Encoded rows (NaN in gaps) with their gaps filled by the model."""
@@ -354,12 +371,16 @@ class VAEImputer(TransformerMixin, _BaseVAE):
         and the donors (none in files saved before they existed)."""
         if getattr(self, "_donor_choice", None) is None:
             self._donor_choice = self._donor_keys = self._donor_values = None
-        self.n_neighbors_, self.donor_weights_, self._donor_pool = make_pool(
+        # Files saved before the linear read-out have none.
+        self._donor_readout = getattr(self, "_donor_readout", None)
+        self.n_neighbors_, self.donor_weights_, self.linear_weights_, pool = make_pool(
             self._donor_choice,
             self._donor_keys,
             self._donor_values,
+            self._donor_readout,
             [column.width for column in self._schema.columns],
         )
+        self._donor_pool = pool
         self.indicator_ = None
         if self._indicator_features is not None:
             gaps = np.zeros((1, self.n_features_in_), dtype=bool)

@@ -15,7 +15,7 @@ LAYERS = [
     {"_modules", "_likelihoods", "_losses", "_data"},
     {"_transforms", "_decode", "_column", "_scan", "_schema", "_net", "_callbacks"}
     | {"_importance"}
-    | {"_conditional", "_missingness", "_donors", "_local"},
+    | {"_conditional", "_missingness", "_donors", "_linear", "_local"},
     {"_persistence", "_onnx"},
     {"_base", "_fitted", "_validation", "_docstrings"},
     {"_transformer", "_imputer", "_outliers"},

@@ -349,6 +349,19 @@ def test_imputer_with_donors():
     assert_close(filled, imputer.transform(X), rtol=1e-4)
 
 
+def test_imputer_with_the_linear_readout():
+    # Column 3 is the sum of the others: the read-out fills its gaps, in the
+    # graph as in transform.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    X = np.column_stack([X, X.sum(axis=1)])
+    X[rng.random(len(X)) < 0.2, 3] = np.nan
+    imputer = VAEImputer(n_impute_samples=20, max_epochs=20, random_state=0).fit(X)
+    assert imputer.linear_weights_[3] > 0
+    (filled,) = run(to_onnx(imputer, X[:1]), X)
+    assert_close(filled, imputer.transform(X), rtol=1e-4)
+
+
 def test_imputer_rounds_to_the_decimals_of_fit():
     # Columns recorded to 1 or 2 decimals get fills at that precision.
     rng = np.random.default_rng(1)

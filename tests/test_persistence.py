@@ -439,7 +439,7 @@ def test_a_loaded_imputer_draws_the_same_fills_as_the_saved_one(
 def _drop_the_donors(info):
     """The document as files from before the imputer's donors hold it."""
     del info["params"]["n_neighbors"]
-    for name in ("_donor_choice", "_donor_keys", "_donor_values"):
+    for name in ("_donor_choice", "_donor_keys", "_donor_values", "_donor_readout"):
         del info["fitted"][name]
 
 
@@ -458,3 +458,31 @@ def test_an_imputer_saved_before_the_donors_loads_without_them(tmp_path):
     assert not loaded.donor_weights_.any()
     alone = imputer.set_params(n_neighbors=0).fit(X).transform(X)
     assert_array_equal(loaded.transform(X), alone)
+
+
+def _drop_the_readout(info):
+    """The document as files with donors but no linear read-out hold it."""
+    del info["fitted"]["_donor_readout"]
+    info["fitted"]["_donor_choice"] = info["fitted"]["_donor_choice"][:2]
+
+
+def test_an_imputer_saved_before_the_readout_loads_with_donors_alone(tmp_path):
+    import torch
+
+    from skvae import VAEImputer
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 3)
+    X = np.column_stack([X, X.sum(axis=1)])
+    X[rng.rand(len(X)) < 0.2, 3] = np.nan
+    imputer = VAEImputer(max_epochs=20, n_impute_samples=50, random_state=0).fit(X)
+    assert imputer.linear_weights_.any()
+    path = tmp_path / "i.safetensors"
+    imputer.save(path)
+    _rewrite(path, _drop_the_readout)
+    loaded = VAEImputer.load(path)
+    assert not loaded.linear_weights_.any()
+    assert_array_equal(loaded.donor_weights_, imputer.donor_weights_)
+    pool = imputer._donor_pool
+    imputer._donor_pool = pool._replace(linear=torch.zeros_like(pool.linear))
+    assert_array_equal(loaded.transform(X), imputer.transform(X))
