@@ -24,6 +24,7 @@ from scipy import stats
 from skvae import VAEImputer
 
 TRUE_SLOPE = 1.0
+MECHANISMS = ("MCAR", "MAR")
 # Codes drawn per row for each imputation.
 N_DRAWS = 200
 
@@ -92,10 +93,10 @@ def one_data_set(seed, mechanism, n, m, max_epochs):
     }
 
 
-def run(n_sets, m, max_epochs, n=200):
+def run(n_sets, m, max_epochs, mechanisms=MECHANISMS, n=200):
     """``{(mechanism, method): [(estimate, low, high), ...]}``."""
     results = {}
-    for mechanism in ("MCAR", "MAR"):
+    for mechanism in mechanisms:
         for seed in range(n_sets):
             for method, interval in one_data_set(
                 seed, mechanism, n, m, max_epochs
@@ -131,11 +132,18 @@ def main():
     parser.add_argument("--datasets", type=int, default=200)
     parser.add_argument("--imputations", type=int, default=20)
     parser.add_argument("--max-epochs", type=int, default=100)
+    parser.add_argument(
+        "--mechanisms",
+        nargs="+",
+        choices=MECHANISMS,
+        default=list(MECHANISMS),
+        help="one per process runs them side by side",
+    )
     args = parser.parse_args()
     set_threads(1)
     print(machine_summary("cpu", 1))
     n_sets = 5 if args.quick else args.datasets
-    report(run(n_sets, args.imputations, args.max_epochs))
+    report(run(n_sets, args.imputations, args.max_epochs, args.mechanisms))
 
 
 if __name__ == "__main__":
