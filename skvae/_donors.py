@@ -19,6 +19,7 @@ numbers, one-hot categories), so that the estimator and the ONNX graph share
 ``blend``.
 """
 
+from itertools import product
 from typing import NamedTuple
 
 import numpy as np
@@ -54,9 +55,11 @@ class DonorPool(NamedTuple):
     observed: torch.Tensor  # (n_pool, n_encoded): 1.0 where observed
     n_neighbors: torch.Tensor  # (n_encoded,) int64: k of each entry's column
     weight: torch.Tensor  # (n_encoded,): w of each entry's column
-    center: torch.Tensor  # (n_encoded,): the read-out's mean row
-    coef: torch.Tensor  # (n_encoded, n_encoded): its coefficients
     linear: torch.Tensor  # (n_encoded,): v, the read-out's weight
+    # The read-out's mean row (n_encoded,) and coefficients (n_encoded,
+    # n_encoded); None where no column takes it.
+    center: torch.Tensor = None
+    coef: torch.Tensor = None
 
 
 def make_pool(choice, keys, values, readout, widths):
@@ -80,18 +83,16 @@ def make_pool(choice, keys, values, readout, widths):
     linear = np.asarray(choice[2]) if len(choice) > 2 else zeros
     values = np.asarray(values, dtype=np.float32)
     observed = ~np.isnan(values)
-    n_encoded = values.shape[1]
-    if readout is None:
-        readout = np.zeros(n_encoded), np.zeros((n_encoded, n_encoded))
+    if readout is not None:
+        readout = [torch.as_tensor(np.asarray(part, np.float32)) for part in readout]
     pool = DonorPool(
         torch.as_tensor(np.asarray(keys, np.float32)),
         torch.as_tensor(np.where(observed, values, 0.0)),
         torch.as_tensor(observed.astype(np.float32)),
         torch.as_tensor(np.repeat(n_neighbors, widths)),
         torch.as_tensor(np.repeat(weights.astype(np.float32), widths)),
-        torch.as_tensor(np.asarray(readout[0], np.float32)),
-        torch.as_tensor(np.asarray(readout[1], np.float32)),
         torch.as_tensor(np.repeat(linear.astype(np.float32), widths)),
+        *(readout or ()),
     )
     return n_neighbors, weights, linear, pool
 
@@ -168,16 +169,12 @@ def blend(fills, keys, pool, n):
     means, count = donor_means(index, pool.values, pool.observed, pool.n_neighbors)
     weight = torch.where(count > 0, pool.weight, torch.zeros_like(pool.weight))
     fills = fills.to(torch.float64)
-    readout = predict(
-        keys.to(torch.float64),
-        pool.center.to(torch.float64),
-        pool.coef.to(torch.float64),
-    )
-    return (
-        fills
-        + weight.to(torch.float64) * (means - fills)
-        + pool.linear.to(torch.float64) * (readout - fills)
-    )
+    blended = fills + weight.to(torch.float64) * (means - fills)
+    if pool.coef is None:
+        return blended
+    center, coef = pool.center.to(torch.float64), pool.coef.to(torch.float64)
+    readout = predict(keys.to(torch.float64), center, coef)
+    return blended + pool.linear.to(torch.float64) * (readout - fills)
 
 
 def blend_rows(fills, keys, pool):
@@ -272,8 +269,6 @@ def fit_donors(encoded, complete, columns, n_columns, numeric, grid, rng):
     truth = np.where(hidden, encoded[chosen], np.nan)
     targets = linear_entries(columns, numeric)
     readouts = crossfit(keys, chosen, fills, targets, rng) if targets.size else {}
-    for readout in readouts.values():
-        readout[:, np.setdiff1d(np.arange(len(columns)), targets)] = np.nan
     choice = choose(
         truth, fills, keys, encoded, chosen, columns, n_columns, grid, readouts
     )
@@ -396,18 +391,17 @@ def _best_blend(miss, donors, readouts):
     ``miss`` in squared error; ties go to the smaller weights, so that the
     model alone (``(0, 0.0, 0.0, 0.0)``) is kept unless another does better.
     """
-    weights = np.asarray(WEIGHTS)
+    # The read-out's options, alpha 0 standing for none (v = 0 only).
+    lines = [(0.0, 0.0)] + list(readouts.items())
+    pairs = [(i, j) for i in range(len(WEIGHTS)) for j in range(len(WEIGHTS))]
     best, best_key = (0, 0.0, 0.0, 0.0), (float(np.sum(miss**2)), 0, 0, 0, 0)
-    options = [(0.0, np.zeros_like(miss))] + list(readouts.items())
-    for k, gap in donors.items():
-        for a, (alpha, line) in enumerate(options):
-            for i, w in enumerate(weights):
-                for j, v in enumerate(weights if a else weights[:1]):
-                    if w + v > 1.0 + 1e-9:
-                        continue
-                    error = float(np.sum((w * gap + v * line - miss) ** 2))
-                    key = (error, i + j, i, k, a)
-                    if key < best_key:
-                        best_key = key
-                        best = (k if w else 0, w, v, alpha if v else 0.0)
+    for (k, gap), (a, (alpha, line)), (i, j) in product(
+        donors.items(), enumerate(lines), pairs
+    ):
+        w, v = WEIGHTS[i], WEIGHTS[j]
+        if w + v > 1.0 + 1e-9 or (v and not a):
+            continue
+        key = (float(np.sum((w * gap + v * line - miss) ** 2)), i + j, i, k, a)
+        if key < best_key:
+            best_key, best = key, (k if w else 0, w, v, alpha if v else 0.0)
     return best

@@ -77,18 +77,21 @@ def crossfit(pool_keys, positions, keys, targets, rng):
     Returns
     -------
     dict
-        ``alpha -> ndarray`` of the shape of ``keys``, one per ``ALPHAS``.
+        ``alpha -> ndarray`` of the shape of ``keys``, one per ``ALPHAS``,
+        NaN outside the ``targets`` entries (and in rows whose fold leaves
+        under 2 rows to fit on).
     """
     folds = rng.permutation(len(pool_keys)) % FOLDS
-    out = {alpha: np.zeros_like(keys) for alpha in ALPHAS}
+    out = {alpha: np.full_like(keys, np.nan) for alpha in ALPHAS}
     for fold in range(FOLDS):
-        rows = folds[positions] == fold
+        rows = np.flatnonzero(folds[positions] == fold)
         train = folds != fold
-        if not rows.any() or train.sum() < 2:
+        if not rows.size or train.sum() < 2:
             continue
         for alpha in ALPHAS:
             center, coef = ridge(pool_keys[train], alpha, targets)
-            out[alpha][rows] = predict(keys[rows], center, coef)
+            predicted = predict(keys[rows], center, coef)
+            out[alpha][np.ix_(rows, targets)] = predicted[:, targets]
     return out
 
 

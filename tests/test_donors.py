@@ -28,6 +28,7 @@ def test_blend_by_hand():
     keys = np.array([[0.0, 0.0], [0.0, 1.0], [0.0, 2.0], [0.0, 3.0]])
     values = np.array([[np.nan, 0.0], [4.0, 1.0], [6.0, 2.0], [100.0, 3.0]])
     _, _, _, pool = make_pool([[2, 0], [0.5, 0.0]], keys, values, None, [1, 1])
+    assert pool.coef is None  # no read-out: no coefficients held or applied
     fills = torch.tensor([[1.0, 7.0]])
     query = torch.tensor([[0.0, 0.0]])
     out = blend(fills, query, pool, 4)
